@@ -1,0 +1,14 @@
+//! drover's domain core: the nouns of AWS IoT (things, thing types, thing groups, ARNs) and the
+//! rules that govern them (name patterns and limits, attribute merging, versioning).
+//!
+//! Everything here is pure and synchronous: no I/O, no async, no clock. Transports and services
+//! call into these functions so that each rule has exactly one home.
+
+pub mod arn;
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod registry;
+pub mod time;
+
+pub use error::ValidationError;

@@ -1,0 +1,470 @@
+//! The store conformance suite: one set of behaviours every [`Store`] implementation must show.
+//!
+//! `tests/conformance.rs` runs it against SQLite (in a temp dir) and PostgreSQL (in a fresh
+//! schema). Each check starts from an empty store.
+
+use drover_core::registry::{Attributes, DynamicGroupQuery, Tag, Thing, ThingGroup, ThingType};
+use drover_core::time::Timestamp;
+
+use crate::*;
+
+fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn thing(name: &str, pairs: &[(&str, &str)]) -> Thing {
+    Thing {
+        name: name.into(),
+        id: format!("id-{name}"),
+        type_name: None,
+        attributes: attrs(pairs),
+        version: 1,
+        created_at: Timestamp(1_700_000_000_000),
+        updated_at: Timestamp(1_700_000_000_000),
+    }
+}
+
+fn group(name: &str, parent: Option<&str>) -> ThingGroup {
+    ThingGroup {
+        name: name.into(),
+        id: format!("id-{name}"),
+        parent: parent.map(str::to_string),
+        description: Some("a group".into()),
+        attributes: attrs(&[("line", "a")]),
+        version: 1,
+        created_at: Timestamp(1_700_000_000_123),
+        tags: vec![Tag {
+            key: "team".into(),
+            value: "ops".into(),
+        }],
+        dynamic: None,
+    }
+}
+
+fn page(after: Option<&str>, limit: usize) -> PageRequest {
+    PageRequest {
+        after: after.map(str::to_string),
+        limit,
+    }
+}
+
+/// Runs every check; panics with a message naming the first one that fails.
+pub async fn run_all(store: &dyn Store) {
+    settings_and_keys(store).await;
+    things_round_trip_and_cas(store).await;
+    list_things_filters_and_pages(store).await;
+    thing_types(store).await;
+    groups_and_membership(store).await;
+}
+
+async fn settings_and_keys(store: &dyn Store) {
+    assert_eq!(
+        store.setting_or_insert("account_id", "111").await.unwrap(),
+        "111"
+    );
+    assert_eq!(
+        store.setting_or_insert("account_id", "222").await.unwrap(),
+        "111"
+    );
+
+    let key = AccessKey {
+        access_key_id: "AKIAEXAMPLE".into(),
+        secret_access_key: "secret".into(),
+        description: "admin".into(),
+        created_at: Timestamp(5),
+    };
+    store.insert_access_key(&key).await.unwrap();
+    assert!(matches!(
+        store.insert_access_key(&key).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_access_key("AKIAEXAMPLE").await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.list_access_keys().await.unwrap(), vec![key]);
+    assert!(store.delete_access_key("AKIAEXAMPLE").await.unwrap());
+    assert!(!store.delete_access_key("AKIAEXAMPLE").await.unwrap());
+    assert_eq!(store.get_access_key("AKIAEXAMPLE").await.unwrap(), None);
+}
+
+async fn things_round_trip_and_cas(store: &dyn Store) {
+    let t = thing("cas1", &[("app_version", "1.0")]);
+    store.insert_thing(&t).await.unwrap();
+    assert!(matches!(
+        store.insert_thing(&t).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.get_thing("cas1").await.unwrap(), Some(t.clone()));
+    assert_eq!(store.get_thing("nope").await.unwrap(), None);
+
+    let mut next = t.clone();
+    next.attributes = attrs(&[("app_version", "2.0"), ("site", "b")]);
+    next.version = 2;
+    next.updated_at = Timestamp(1_700_000_000_999);
+    assert_eq!(
+        store.replace_thing(&next, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.replace_thing(&next, 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(store.get_thing("cas1").await.unwrap(), Some(next.clone()));
+    let mut ghost = next.clone();
+    ghost.name = "ghost".into();
+    assert_eq!(
+        store.replace_thing(&ghost, 1).await.unwrap(),
+        CasOutcome::NotFound
+    );
+
+    assert_eq!(
+        store.delete_thing("cas1", Some(1)).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert!(store.get_thing("cas1").await.unwrap().is_some());
+    assert_eq!(
+        store.delete_thing("cas1", Some(2)).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.delete_thing("cas1", None).await.unwrap(),
+        CasOutcome::NotFound
+    );
+    // The attribute index follows the thing.
+    let found = store
+        .list_things(
+            &ThingFilter {
+                attribute_name: Some("site".into()),
+                ..Default::default()
+            },
+            &page(None, 10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        found.items.is_empty(),
+        "attribute rows of a deleted thing must go with it"
+    );
+}
+
+async fn list_things_filters_and_pages(store: &dyn Store) {
+    for (name, version) in [
+        ("l1", "1.0"),
+        ("l2", "1.5"),
+        ("l3", "2.0"),
+        ("l4", "10.0"),
+        ("l5", "1.5"),
+    ] {
+        let mut t = thing(name, &[("app_version", version)]);
+        if name == "l4" {
+            t.type_name = Some("sensor".into());
+        }
+        store.insert_thing(&t).await.unwrap();
+    }
+    let first = store
+        .list_things(&ThingFilter::default(), &page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["l1", "l2"]
+    );
+    assert_eq!(first.next_after.as_deref(), Some("l2"));
+    let second = store
+        .list_things(&ThingFilter::default(), &page(Some("l2"), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["l3", "l4"]
+    );
+    let last = store
+        .list_things(&ThingFilter::default(), &page(Some("l4"), 2))
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.next_after, None);
+
+    let exact = ThingFilter {
+        attribute_name: Some("app_version".into()),
+        attribute_value: Some("1.5".into()),
+        ..Default::default()
+    };
+    let names = |p: Page<Thing>| p.items.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.list_things(&exact, &page(None, 10)).await.unwrap()),
+        ["l2", "l5"]
+    );
+    let prefix = ThingFilter {
+        attribute_name: Some("app_version".into()),
+        attribute_value: Some("1".into()),
+        attribute_value_prefix: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(store.list_things(&prefix, &page(None, 10)).await.unwrap()),
+        ["l1", "l2", "l4", "l5"]
+    );
+    let wildcard_is_literal = ThingFilter {
+        attribute_name: Some("app_version".into()),
+        attribute_value: Some("1_".into()),
+        attribute_value_prefix: true,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_things(&wildcard_is_literal, &page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let typed = ThingFilter {
+        type_name: Some("sensor".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(store.list_things(&typed, &page(None, 10)).await.unwrap()),
+        ["l4"]
+    );
+    for name in ["l1", "l2", "l3", "l4", "l5"] {
+        store.delete_thing(name, None).await.unwrap();
+    }
+}
+
+async fn thing_types(store: &dyn Store) {
+    let mut t = ThingType {
+        name: "sensor".into(),
+        id: "tt-1".into(),
+        description: Some("temperature sensor".into()),
+        searchable_attributes: vec!["model".into()],
+        mqtt5_configuration: Some(serde_json::json!({"propagatingAttributes": []})),
+        deprecated: false,
+        deprecation_date: None,
+        created_at: Timestamp(9),
+        tags: vec![Tag {
+            key: "k".into(),
+            value: "v".into(),
+        }],
+    };
+    store.insert_thing_type(&t).await.unwrap();
+    assert!(matches!(
+        store.insert_thing_type(&t).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_thing_type("sensor").await.unwrap(),
+        Some(t.clone())
+    );
+    t.deprecated = true;
+    t.deprecation_date = Some(Timestamp(10));
+    assert_eq!(
+        store.replace_thing_type(&t).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.get_thing_type("sensor").await.unwrap(),
+        Some(t.clone())
+    );
+    let mut other = t.clone();
+    other.name = "camera".into();
+    other.id = "tt-2".into();
+    store.insert_thing_type(&other).await.unwrap();
+    let all = store.list_thing_types(None, &page(None, 1)).await.unwrap();
+    assert_eq!(all.items[0].name, "camera");
+    assert_eq!(all.next_after.as_deref(), Some("camera"));
+    let one = store
+        .list_thing_types(Some("sensor"), &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(one.items, vec![t]);
+    assert!(store.delete_thing_type("sensor").await.unwrap());
+    assert!(store.delete_thing_type("camera").await.unwrap());
+    assert!(!store.delete_thing_type("camera").await.unwrap());
+}
+
+async fn groups_and_membership(store: &dyn Store) {
+    let root = group("root", None);
+    let child = group("child", Some("root"));
+    store.insert_thing_group(&root).await.unwrap();
+    store.insert_thing_group(&child).await.unwrap();
+    assert!(matches!(
+        store.insert_thing_group(&root).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store
+            .insert_thing_group(&group("orphan", Some("missing")))
+            .await,
+        Err(StoreError::MissingReference(_))
+    ));
+    assert_eq!(
+        store.get_thing_group("child").await.unwrap(),
+        Some(child.clone())
+    );
+
+    let mut dynamic = group("dyn", None);
+    dynamic.dynamic = Some(DynamicGroupQuery {
+        query_string: "attributes.app_version < 2.0".into(),
+        query_version: "2017-09-30".into(),
+        index_name: "AWS_Things".into(),
+        status: "ACTIVE".into(),
+    });
+    store.insert_thing_group(&dynamic).await.unwrap();
+    assert_eq!(store.get_thing_group("dyn").await.unwrap(), Some(dynamic));
+
+    let mut updated = child.clone();
+    updated.version = 2;
+    updated.description = Some("changed".into());
+    assert_eq!(
+        store.replace_thing_group(&updated, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.replace_thing_group(&updated, 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(store.get_thing_group("child").await.unwrap(), Some(updated));
+
+    let groups = |p: Page<ThingGroup>| p.items.into_iter().map(|g| g.name).collect::<Vec<_>>();
+    let roots = ThingGroupFilter {
+        parent: Some(None),
+        name_prefix: None,
+    };
+    assert_eq!(
+        groups(
+            store
+                .list_thing_groups(&roots, &page(None, 10))
+                .await
+                .unwrap()
+        ),
+        ["dyn", "root"]
+    );
+    let children = ThingGroupFilter {
+        parent: Some(Some("root".into())),
+        name_prefix: None,
+    };
+    assert_eq!(
+        groups(
+            store
+                .list_thing_groups(&children, &page(None, 10))
+                .await
+                .unwrap()
+        ),
+        ["child"]
+    );
+    let prefixed = ThingGroupFilter {
+        parent: None,
+        name_prefix: Some("ro".into()),
+    };
+    assert_eq!(
+        groups(
+            store
+                .list_thing_groups(&prefixed, &page(None, 10))
+                .await
+                .unwrap()
+        ),
+        ["root"]
+    );
+    let all = store
+        .list_thing_groups(&ThingGroupFilter::default(), &page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(all.next_after.as_deref(), Some("dyn"));
+
+    for name in ["m1", "m2", "m3"] {
+        store.insert_thing(&thing(name, &[])).await.unwrap();
+    }
+    let at = Timestamp(1);
+    assert!(store.add_thing_to_group("root", "m1", at).await.unwrap());
+    assert!(!store.add_thing_to_group("root", "m1", at).await.unwrap());
+    assert!(store.add_thing_to_group("child", "m1", at).await.unwrap());
+    assert!(store.add_thing_to_group("child", "m2", at).await.unwrap());
+    assert!(store.add_thing_to_group("root", "m3", at).await.unwrap());
+    assert!(matches!(
+        store.add_thing_to_group("root", "ghost", at).await,
+        Err(StoreError::MissingReference(_))
+    ));
+    assert!(matches!(
+        store.add_thing_to_group("ghost", "m1", at).await,
+        Err(StoreError::MissingReference(_))
+    ));
+
+    let both = vec!["root".to_string(), "child".to_string()];
+    let p = store
+        .list_things_in_groups(&both, &page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(p.items, ["m1", "m2"]);
+    let p = store
+        .list_things_in_groups(&both, &page(p.next_after.as_deref(), 2))
+        .await
+        .unwrap();
+    assert_eq!(p.items, ["m3"]);
+    assert_eq!(p.next_after, None);
+    assert_eq!(
+        store
+            .list_groups_for_thing("m1", &page(None, 10))
+            .await
+            .unwrap()
+            .items,
+        ["child", "root"]
+    );
+
+    assert!(store.remove_thing_from_group("root", "m1").await.unwrap());
+    assert!(!store.remove_thing_from_group("root", "m1").await.unwrap());
+    assert_eq!(
+        store
+            .list_groups_for_thing("m1", &page(None, 10))
+            .await
+            .unwrap()
+            .items,
+        ["child"]
+    );
+
+    // Deleting a thing or a group removes its memberships.
+    assert_eq!(
+        store.delete_thing("m2", None).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store
+            .list_things_in_groups(&["child".to_string()], &page(None, 10))
+            .await
+            .unwrap()
+            .items,
+        ["m1"]
+    );
+    assert_eq!(
+        store.delete_thing_group("child", Some(1)).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.delete_thing_group("child", Some(2)).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert!(
+        store
+            .list_groups_for_thing("m1", &page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store.delete_thing_group("child", None).await.unwrap(),
+        CasOutcome::NotFound
+    );
+}

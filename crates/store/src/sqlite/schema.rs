@@ -1,0 +1,88 @@
+//! SQLite schema migrations, applied in order at start. Never edit a released migration:
+//! append a new one.
+
+use rusqlite::Connection;
+
+use super::backend;
+use crate::StoreResult;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: settings, access keys and the thing registry.
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        secret_access_key TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at INTEGER NOT NULL);
+     CREATE TABLE thing_types (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        description TEXT,
+        searchable_attributes TEXT NOT NULL,
+        mqtt5_configuration TEXT,
+        deprecated INTEGER NOT NULL,
+        deprecation_date INTEGER,
+        created_at INTEGER NOT NULL,
+        tags TEXT NOT NULL);
+     CREATE TABLE things (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type_name TEXT,
+        attributes TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL);
+     CREATE INDEX things_by_type ON things (type_name, name);
+     CREATE TABLE thing_attributes (
+        thing_name TEXT NOT NULL REFERENCES things (name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (thing_name, key));
+     CREATE INDEX thing_attributes_by_value ON thing_attributes (key, value, thing_name);
+     CREATE TABLE thing_groups (
+        name TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        parent_name TEXT REFERENCES thing_groups (name),
+        description TEXT,
+        attributes TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        tags TEXT NOT NULL,
+        query_string TEXT,
+        query_version TEXT,
+        index_name TEXT,
+        status TEXT);
+     CREATE INDEX thing_groups_by_parent ON thing_groups (parent_name, name);
+     CREATE TABLE thing_group_members (
+        group_name TEXT NOT NULL REFERENCES thing_groups (name) ON DELETE CASCADE,
+        thing_name TEXT NOT NULL REFERENCES things (name) ON DELETE CASCADE,
+        added_at INTEGER NOT NULL,
+        PRIMARY KEY (group_name, thing_name));
+     CREATE INDEX thing_group_members_by_thing ON thing_group_members (thing_name, group_name);",
+];
+
+/// Brings the schema up to date inside one transaction.
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction().map_err(backend)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .map_err(backend)?;
+    let applied: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version > applied {
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES (?1)",
+                [version],
+            )
+            .map_err(backend)?;
+        }
+    }
+    tx.commit().map_err(backend)
+}
