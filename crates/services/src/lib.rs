@@ -1,1 +1,16 @@
-//! placeholder
+//! drover's services: the behaviour behind every transport.
+//!
+//! A transport (the AWS REST API, the CLI, later MQTT and the console) parses its input, calls
+//! one function here and renders the result. Each domain rule is applied here once, using the
+//! pure rules of `drover-core` and the records of `drover-store`.
+
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod pagination;
+pub mod registry;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{ServiceError, ServiceResult};
+pub use keys::AccessKeys;
+pub use registry::Registry;

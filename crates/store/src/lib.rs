@@ -193,7 +193,7 @@ pub async fn open(
 ) -> StoreResult<SharedStore> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(SqliteStore::open(sqlite_path)?)) // PG-PENDING: Arc::new(PostgresStore::connect(url).await?)
+            Ok(Arc::new(PostgresStore::connect(url).await?))
         }
         Some(other) => Err(StoreError::Backend(format!(
             "unsupported --database-url '{other}': expected postgres://..."

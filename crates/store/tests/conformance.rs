@@ -39,7 +39,7 @@ async fn postgres_conforms() {
         .expect("PostgreSQL must be reachable");
     let url = PostgresStore::url_with_schema(&base, &schema);
     let store = PostgresStore::connect(&url).await.unwrap();
-    // PG-PENDING conformance::run_all(&store).await;
+    conformance::run_all(&store).await;
     drop(store);
     PostgresStore::drop_schema(&base, &schema).await.unwrap();
 }

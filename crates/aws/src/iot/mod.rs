@@ -1,0 +1,130 @@
+//! The AWS IoT control plane (`iot`, API version 2015-05-28) over REST/JSON: the route table
+//! and the state handlers share. One file per operation family.
+
+mod endpoint;
+mod groups;
+mod thing_types;
+mod things;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use drover_services::Registry;
+
+use crate::auth::{AuthState, require_sigv4};
+use crate::error::ApiError;
+
+/// Addresses DescribeEndpoint hands out (host:port, no scheme).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// MQTT over TLS (`iot:Data-ATS`, `iot:Data`).
+    pub data: String,
+    /// HTTPS jobs data plane (`iot:Jobs`).
+    pub jobs: String,
+    /// HTTPS (`iot:CredentialProvider`).
+    pub credential_provider: String,
+}
+
+/// What the control-plane handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub registry: Registry,
+    pub endpoints: Arc<Endpoints>,
+}
+
+/// The AWS IoT control-plane router, SigV4-authenticated, with AWS-shaped 404/405 answers.
+pub fn router(state: ApiState, auth: AuthState) -> Router {
+    Router::new()
+        .route("/things", get(things::list))
+        .route(
+            "/things/{thing_name}",
+            post(things::create)
+                .get(things::describe)
+                .patch(things::update)
+                .delete(things::delete),
+        )
+        .route(
+            "/things/{thing_name}/thing-groups",
+            get(groups::list_for_thing),
+        )
+        .route("/thing-types", get(thing_types::list))
+        .route(
+            "/thing-types/{thing_type_name}",
+            post(thing_types::create)
+                .get(thing_types::describe)
+                .delete(thing_types::delete),
+        )
+        .route(
+            "/thing-types/{thing_type_name}/deprecate",
+            post(thing_types::deprecate),
+        )
+        .route("/thing-groups", get(groups::list))
+        .route("/thing-groups/addThingToThingGroup", put(groups::add_thing))
+        .route(
+            "/thing-groups/removeThingFromThingGroup",
+            put(groups::remove_thing),
+        )
+        .route(
+            "/thing-groups/updateThingGroupsForThing",
+            put(groups::update_groups_for_thing),
+        )
+        .route(
+            "/thing-groups/{thing_group_name}",
+            post(groups::create)
+                .get(groups::describe)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
+        .route(
+            "/thing-groups/{thing_group_name}/things",
+            get(groups::list_things),
+        )
+        .route("/endpoint", get(endpoint::describe))
+        .route_layer(middleware::from_fn(http_metrics))
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(auth, require_sigv4))
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn unknown_operation(request: Request) -> ApiError {
+    ApiError::unknown_operation(request.method().as_str(), request.uri().path())
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::method_not_allowed(request.method().as_str(), request.uri().path())
+}
+
+/// Stamps every response with `x-amzn-RequestId`, which botocore surfaces as the request id.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut response = next.run(request).await.into_response();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amzn-RequestId", value);
+    }
+    response
+}
+
+/// Counts requests and observes their latency by method, route template and status.
+async fn http_metrics(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await.into_response();
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("drover_api_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("drover_api_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

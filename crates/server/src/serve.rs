@@ -1,0 +1,237 @@
+//! `drover serve`: opens the data directory and store, prepares credentials and certificates,
+//! wires services to transports, and runs the listeners until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::get;
+use drover_aws::{ApiState, AuthState, Endpoints};
+use drover_core::arn::ArnScope;
+use drover_services::{AccessKeys, Clock, Registry, SystemClock};
+use drover_store::{AccessKey, SharedStore};
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cli::ServeArgs;
+use crate::datadir::{self, DataDir, ServerInfo};
+use crate::{https, observability, pki};
+
+/// Runs the server until a shutdown signal arrives.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let metrics = observability::init_metrics()?;
+    let dir = DataDir::new(&args.data_dir);
+    dir.create()?;
+    let store = open_store(&dir, args.database_url.as_deref()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let account_id = store
+        .setting_or_insert("account_id", &generate_account_id())
+        .await?;
+    let keys = AccessKeys::new(store.clone(), clock.clone());
+    ensure_admin_credentials(&dir, &keys, &store, clock.as_ref()).await?;
+    datadir::write_aws_config(&dir.aws_config(), &args.region)?;
+
+    pki::ensure_ca(&dir)?;
+    let identity = pki::ensure_server_identity(&dir, &args.hostname)?;
+    let tls = Arc::new(pki::server_config(&identity, &[b"h2", b"http/1.1"])?);
+
+    let http_listener = TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding --http-addr {}", args.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+
+    let scope = ArnScope::new(args.region.clone(), account_id.clone());
+    let registry = Registry::new(store.clone(), scope, clock.clone());
+    let endpoints = Endpoints {
+        data: advertised(args.mqtt_addr, &args.hostname),
+        jobs: advertised(http_addr, &args.hostname),
+        credential_provider: advertised(http_addr, &args.hostname),
+    };
+    let auth = AuthState {
+        keys,
+        region: args.region.clone(),
+        services: Arc::new(vec!["iot"]),
+    };
+    let api = drover_aws::router(
+        ApiState {
+            registry,
+            endpoints: Arc::new(endpoints),
+        },
+        auth,
+    );
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+        .fallback_service(api);
+
+    let info = ServerInfo {
+        account_id: account_id.clone(),
+        region: args.region.clone(),
+        http_addr: http_addr.to_string(),
+        mqtt_addr: args.mqtt_addr.to_string(),
+        s3_addr: args.s3_addr.to_string(),
+        database: match &args.database_url {
+            Some(url) => redact_url(url),
+            None => dir.database().display().to_string(),
+        },
+    };
+    datadir::write_atomic(
+        &dir.server_info(),
+        serde_json::to_string_pretty(&info)?.as_bytes(),
+    )?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = tokio::spawn(https::serve(http_listener, tls, app, shutdown_rx));
+    tracing::info!(%http_addr, account_id, region = %args.region, "drover is serving the AWS IoT API");
+    println!(
+        "drover listening on https://{http_addr} (account {account_id}, region {})",
+        args.region
+    );
+    println!(
+        "  export AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} AWS_CA_BUNDLE={}",
+        dir.credentials().display(),
+        dir.aws_config().display(),
+        dir.ca_cert().display()
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    server.await.context("the HTTPS listener panicked")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the store named by `--database-url`, or SQLite inside the data directory.
+pub async fn open_store(dir: &DataDir, database_url: Option<&str>) -> Result<SharedStore> {
+    drover_store::open(database_url, &dir.database())
+        .await
+        .with_context(|| match database_url {
+            Some(url) => format!("opening the database {}", redact_url(url)),
+            None => format!("opening {}", dir.database().display()),
+        })
+}
+
+/// The `[default]` key of `credentials` exists in the store: created on first start, and
+/// imported when the file exists but the store is new (e.g. a fresh PostgreSQL database).
+async fn ensure_admin_credentials(
+    dir: &DataDir,
+    keys: &AccessKeys,
+    store: &SharedStore,
+    clock: &dyn Clock,
+) -> Result<()> {
+    match datadir::read_credentials(&dir.credentials())? {
+        Some((id, secret)) => {
+            if store.get_access_key(&id).await?.is_none() {
+                let key = AccessKey {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    description: "admin (from the credentials file)".into(),
+                    created_at: clock.now(),
+                };
+                match store.insert_access_key(&key).await {
+                    Ok(()) | Err(drover_store::StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        None => {
+            let key = keys
+                .create("admin")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            datadir::write_credentials(
+                &dir.credentials(),
+                &key.access_key_id,
+                &key.secret_access_key,
+            )?;
+            tracing::info!(access_key_id = %key.access_key_id, "created the admin access key");
+        }
+    }
+    Ok(())
+}
+
+/// A 12-digit AWS-style account id.
+fn generate_account_id() -> String {
+    let mut rng = rand::rng();
+    let first = rng.random_range(1..=9);
+    let rest: String = (0..11)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect();
+    format!("{first}{rest}")
+}
+
+/// The host:port clients should dial for a listener bound to `addr`.
+fn advertised(addr: SocketAddr, hostnames: &[String]) -> String {
+    if addr.ip().is_unspecified() {
+        let host = hostnames.first().map(String::as_str).unwrap_or("localhost");
+        format!("{host}:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Hides a password in a database URL for logs and `server.json`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_have_twelve_digits() {
+        let id = generate_account_id();
+        assert_eq!(id.len(), 12);
+        assert!(id.chars().all(|c| c.is_ascii_digit()));
+        assert!(!id.starts_with('0'));
+    }
+
+    #[test]
+    fn urls_are_redacted_and_addresses_advertised() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        let any: SocketAddr = "0.0.0.0:8883".parse().unwrap();
+        assert_eq!(
+            advertised(any, &["iot.example.com".into()]),
+            "iot.example.com:8883"
+        );
+        assert_eq!(advertised(any, &[]), "localhost:8883");
+        let lo: SocketAddr = "127.0.0.1:8883".parse().unwrap();
+        assert_eq!(advertised(lo, &[]), "127.0.0.1:8883");
+    }
+}

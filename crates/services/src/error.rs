@@ -1,0 +1,43 @@
+//! The errors services return. Each variant is a kind of outcome an API caller can act on;
+//! every transport maps them to its own wire names in one place (`drover-aws`'s `error.rs`).
+
+use drover_core::ValidationError;
+use drover_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request breaks a rule; nothing was changed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A named resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists with a different definition.
+    #[error("{message}")]
+    AlreadyExists {
+        message: String,
+        resource_id: String,
+        resource_arn: String,
+    },
+    /// `expectedVersion` did not match.
+    #[error("{0}")]
+    VersionConflict(String),
+    /// The store failed; details are logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl From<ValidationError> for ServiceError {
+    fn from(e: ValidationError) -> Self {
+        ServiceError::InvalidRequest(e.0)
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ServiceError::Internal(e.to_string())
+    }
+}

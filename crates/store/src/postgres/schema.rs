@@ -1,0 +1,106 @@
+//! PostgreSQL schema migrations, applied in order at start. Never edit a released migration:
+//! append a new one. Migration N here creates what SQLite's migration N creates.
+//!
+//! Type choices, so both backends behave alike: every name or key that is compared or ordered
+//! is `TEXT COLLATE "C"` (byte order, as SQLite's BINARY collation; the database's default
+//! collation may sort by locale rules), integers and timestamps are `BIGINT` (SQLite's
+//! 64-bit INTEGER), and the JSON columns are `TEXT` holding [`crate::codec`]'s encoding.
+
+use super::backend;
+use crate::StoreResult;
+
+/// The `pg_advisory_xact_lock` key that serializes migrations: several nodes may start at
+/// once against one database, and only one of them may create the tables. ("drover" in
+/// ASCII, so it is recognisable in `pg_locks`.)
+const MIGRATION_LOCK: i64 = 0x6472_6f76_6572;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: settings, access keys and the thing registry.
+    r#"CREATE TABLE settings (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE access_keys (
+        access_key_id TEXT COLLATE "C" PRIMARY KEY,
+        secret_access_key TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at BIGINT NOT NULL);
+     CREATE TABLE thing_types (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL,
+        description TEXT,
+        searchable_attributes TEXT NOT NULL,
+        mqtt5_configuration TEXT,
+        deprecated BOOLEAN NOT NULL,
+        deprecation_date BIGINT,
+        created_at BIGINT NOT NULL,
+        tags TEXT NOT NULL);
+     CREATE TABLE things (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL UNIQUE,
+        type_name TEXT COLLATE "C",
+        attributes TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL);
+     CREATE INDEX things_by_type ON things (type_name, name);
+     CREATE TABLE thing_attributes (
+        thing_name TEXT COLLATE "C" NOT NULL REFERENCES things (name) ON DELETE CASCADE,
+        key TEXT COLLATE "C" NOT NULL,
+        value TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (thing_name, key));
+     CREATE INDEX thing_attributes_by_value ON thing_attributes (key, value, thing_name);
+     CREATE TABLE thing_groups (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        id TEXT COLLATE "C" NOT NULL UNIQUE,
+        parent_name TEXT COLLATE "C" REFERENCES thing_groups (name),
+        description TEXT,
+        attributes TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        tags TEXT NOT NULL,
+        query_string TEXT,
+        query_version TEXT,
+        index_name TEXT,
+        status TEXT);
+     CREATE INDEX thing_groups_by_parent ON thing_groups (parent_name, name);
+     CREATE TABLE thing_group_members (
+        group_name TEXT COLLATE "C" NOT NULL REFERENCES thing_groups (name) ON DELETE CASCADE,
+        thing_name TEXT COLLATE "C" NOT NULL REFERENCES things (name) ON DELETE CASCADE,
+        added_at BIGINT NOT NULL,
+        PRIMARY KEY (group_name, thing_name));
+     CREATE INDEX thing_group_members_by_thing ON thing_group_members (thing_name, group_name);"#,
+];
+
+/// Brings the schema (the first one on the connection's search path) up to date inside one
+/// transaction, holding the migration lock until it commits.
+pub async fn migrate(client: &mut deadpool_postgres::Client) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(backend)?;
+    // Taken before anything else: even `CREATE TABLE IF NOT EXISTS` fails on a race between
+    // two sessions, and the version read below must see the other node's committed work.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(backend)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .await
+        .map_err(backend)?;
+    let applied: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(backend)?
+        .try_get(0)
+        .map_err(backend)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version > applied {
+            tx.batch_execute(sql).await.map_err(backend)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(backend)?;
+        }
+    }
+    tx.commit().await.map_err(backend)
+}
