@@ -231,16 +231,10 @@ pub(crate) mod codec {
             .map_err(|e| StoreError::Backend(format!("corrupt json: {e}")))
     }
 
-    /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` prefix match.
-    pub fn like_prefix(prefix: &str) -> String {
-        let mut out = String::with_capacity(prefix.len() + 1);
-        for c in prefix.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('%');
-        out
+    /// The smallest string above every string that starts with `prefix` (in bytewise order),
+    /// so `value >= prefix AND value < bound` is a case-sensitive prefix match that can use an
+    /// index. U+10FFFF encodes as the largest UTF-8 sequence.
+    pub fn prefix_upper_bound(prefix: &str) -> String {
+        format!("{prefix}\u{10FFFF}")
     }
 }

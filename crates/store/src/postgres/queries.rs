@@ -390,11 +390,13 @@ impl Store for PostgresStore {
             let key_arg = args.len() + 1;
             match &filter.attribute_value {
                 Some(value) if filter.attribute_value_prefix => {
-                    args.push(codec::like_prefix(value));
-                    // ILIKE on a "C" column folds ASCII letters only: SQLite's LIKE.
+                    args.push(value.clone());
+                    args.push(codec::prefix_upper_bound(value));
+                    // A bytewise range: case-sensitive, as AWS matches, and index-friendly.
                     sql += &format!(
                         " AND t.name IN (SELECT thing_name FROM thing_attributes
-                           WHERE key = ${key_arg} AND value ILIKE ${} ESCAPE '\\')",
+                           WHERE key = ${key_arg} AND value >= ${} AND value < ${})",
+                        args.len(),
                         args.len() + 1
                     );
                 }
@@ -622,7 +624,10 @@ impl Store for PostgresStore {
         page: &PageRequest,
     ) -> StoreResult<Page<ThingGroup>> {
         let after = page.after.clone().unwrap_or_default();
-        let pattern = filter.name_prefix.as_deref().map(codec::like_prefix);
+        let bounds = filter
+            .name_prefix
+            .as_deref()
+            .map(|p| (p.to_string(), codec::prefix_upper_bound(p)));
         let mut params: Vec<Param<'_>> = vec![&after];
         let mut sql = format!("SELECT {GROUP_COLUMNS} FROM thing_groups WHERE name > $1");
         match &filter.parent {
@@ -633,10 +638,15 @@ impl Store for PostgresStore {
                 sql += &format!(" AND parent_name = ${}", params.len());
             }
         }
-        if let Some(pattern) = &pattern {
-            params.push(pattern);
-            // ILIKE on a "C" column folds ASCII letters only: SQLite's LIKE.
-            sql += &format!(" AND name ILIKE ${} ESCAPE '\\'", params.len());
+        if let Some((low, high)) = &bounds {
+            params.push(low);
+            params.push(high);
+            // A bytewise range: case-sensitive, as AWS matches, and index-friendly.
+            sql += &format!(
+                " AND name >= ${} AND name < ${}",
+                params.len() - 1,
+                params.len()
+            );
         }
         sql += &format!(" ORDER BY name LIMIT ${}", params.len() + 1);
         let client = self.client().await?;

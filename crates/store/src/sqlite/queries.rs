@@ -137,7 +137,10 @@ fn page_rows<T>(
     page: &PageRequest,
     map: impl Fn(&Row) -> rusqlite::Result<T>,
 ) -> StoreResult<Vec<T>> {
-    args.push(Value::Integer(page.limit as i64 + 1));
+    let limit = i64::try_from(page.limit)
+        .unwrap_or(i64::MAX - 1)
+        .min(i64::MAX - 1);
+    args.push(Value::Integer(limit + 1));
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let rows = stmt
         .query_map(params_from_iter(args), map)
@@ -324,10 +327,13 @@ impl Store for SqliteStore {
                 let key_arg = args.len();
                 match &filter.attribute_value {
                     Some(value) if filter.attribute_value_prefix => {
-                        args.push(Value::Text(codec::like_prefix(value)));
+                        args.push(Value::Text(value.clone()));
+                        args.push(Value::Text(codec::prefix_upper_bound(value)));
+                        // A bytewise range: case-sensitive, as AWS matches, and index-friendly.
                         sql += &format!(
                             " AND t.name IN (SELECT thing_name FROM thing_attributes
-                               WHERE key = ?{key_arg} AND value LIKE ?{} ESCAPE '\\')",
+                               WHERE key = ?{key_arg} AND value >= ?{} AND value < ?{})",
+                            args.len() - 1,
                             args.len()
                         );
                     }
@@ -569,8 +575,13 @@ impl Store for SqliteStore {
                 }
             }
             if let Some(prefix) = &filter.name_prefix {
-                args.push(Value::Text(codec::like_prefix(prefix)));
-                sql += &format!(" AND name LIKE ?{} ESCAPE '\\'", args.len());
+                args.push(Value::Text(prefix.clone()));
+                args.push(Value::Text(codec::prefix_upper_bound(prefix)));
+                sql += &format!(
+                    " AND name >= ?{} AND name < ?{}",
+                    args.len() - 1,
+                    args.len()
+                );
             }
             sql += &format!(" ORDER BY name LIMIT ?{}", args.len() + 1);
             let rows = page_rows(conn, &sql, args, &page, group_from_row)?;
