@@ -1,5 +1,8 @@
 //! The registry service's rules, exercised against a real SQLite store in a temp dir.
 
+// Test helpers panic on setup failure by design: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use drover_core::arn::ArnScope;
