@@ -85,6 +85,18 @@ pub struct AttributePayload {
     pub merge: bool,
 }
 
+impl AttributePayload {
+    /// Checks each given key and value. The count is checked on the result of applying the
+    /// payload, since merging changes it.
+    pub fn validate_entries(&self) -> Result<(), ValidationError> {
+        for (key, value) in self.attributes.iter().flatten() {
+            check_attribute_key(key)?;
+            check_attribute_value(key, value)?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks every key and value and the attribute count.
 pub fn validate_attributes(attributes: &Attributes, max: usize) -> Result<(), ValidationError> {
     for (key, value) in attributes {
@@ -191,13 +203,8 @@ impl ThingUpdate {
                 ));
             }
         }
-        if let Some(payload) = &self.attribute_payload
-            && let Some(attributes) = &payload.attributes
-        {
-            for (key, value) in attributes {
-                check_attribute_key(key)?;
-                check_attribute_value(key, value)?;
-            }
+        if let Some(payload) = &self.attribute_payload {
+            payload.validate_entries()?;
         }
         Ok(())
     }
@@ -336,13 +343,8 @@ impl ThingGroupUpdate {
         if let Some(description) = &self.description {
             check_description("thingGroupProperties.thingGroupDescription", description)?;
         }
-        if let Some(payload) = &self.attribute_payload
-            && let Some(attributes) = &payload.attributes
-        {
-            for (key, value) in attributes {
-                check_attribute_key(key)?;
-                check_attribute_value(key, value)?;
-            }
+        if let Some(payload) = &self.attribute_payload {
+            payload.validate_entries()?;
         }
         Ok(())
     }
