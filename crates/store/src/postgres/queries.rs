@@ -203,6 +203,23 @@ async fn page_rows<T>(
     rows.iter().map(map).collect()
 }
 
+/// The row `sql` finds for `key` (its only parameter), mapped with `map`.
+async fn fetch_one<T>(
+    client: &impl GenericClient,
+    sql: &str,
+    key: &str,
+    map: impl Fn(&Row) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let stmt = client.prepare_cached(sql).await.map_err(backend)?;
+    client
+        .query_opt(&stmt, &[&key])
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(map)
+        .transpose()
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
@@ -243,21 +260,15 @@ impl Store for PostgresStore {
     }
 
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT access_key_id, secret_access_key, description, created_at
-                 FROM access_keys WHERE access_key_id = $1",
-            )
-            .await
-            .map_err(backend)?;
-        client
-            .query_opt(&stmt, &[&access_key_id])
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(access_key_from_row)
-            .transpose()
+        let sql = "SELECT access_key_id, secret_access_key, description, created_at
+                   FROM access_keys WHERE access_key_id = $1";
+        fetch_one(
+            &self.client().await?,
+            sql,
+            access_key_id,
+            access_key_from_row,
+        )
+        .await
     }
 
     async fn list_access_keys(&self) -> StoreResult<Vec<AccessKey>> {
@@ -313,20 +324,8 @@ impl Store for PostgresStore {
     }
 
     async fn get_thing(&self, name: &str) -> StoreResult<Option<Thing>> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {THING_COLUMNS} FROM things WHERE name = $1"
-            ))
-            .await
-            .map_err(backend)?;
-        client
-            .query_opt(&stmt, &[&name])
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(thing_from_row)
-            .transpose()
+        let sql = format!("SELECT {THING_COLUMNS} FROM things WHERE name = $1");
+        fetch_one(&self.client().await?, &sql, name, thing_from_row).await
     }
 
     async fn replace_thing(&self, thing: &Thing, expected_version: i64) -> StoreResult<CasOutcome> {
@@ -453,20 +452,8 @@ impl Store for PostgresStore {
     }
 
     async fn get_thing_type(&self, name: &str) -> StoreResult<Option<ThingType>> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {TYPE_COLUMNS} FROM thing_types WHERE name = $1"
-            ))
-            .await
-            .map_err(backend)?;
-        client
-            .query_opt(&stmt, &[&name])
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(type_from_row)
-            .transpose()
+        let sql = format!("SELECT {TYPE_COLUMNS} FROM thing_types WHERE name = $1");
+        fetch_one(&self.client().await?, &sql, name, type_from_row).await
     }
 
     async fn replace_thing_type(&self, thing_type: &ThingType) -> StoreResult<CasOutcome> {
@@ -551,20 +538,8 @@ impl Store for PostgresStore {
     }
 
     async fn get_thing_group(&self, name: &str) -> StoreResult<Option<ThingGroup>> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {GROUP_COLUMNS} FROM thing_groups WHERE name = $1"
-            ))
-            .await
-            .map_err(backend)?;
-        client
-            .query_opt(&stmt, &[&name])
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(group_from_row)
-            .transpose()
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM thing_groups WHERE name = $1");
+        fetch_one(&self.client().await?, &sql, name, group_from_row).await
     }
 
     async fn replace_thing_group(
