@@ -8,6 +8,7 @@ pub mod arn;
 pub mod error;
 pub mod limits;
 pub mod names;
+pub mod query;
 pub mod registry;
 pub mod time;
 
