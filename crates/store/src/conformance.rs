@@ -62,6 +62,8 @@ pub async fn run_all(store: &dyn Store) {
     list_things_filters_and_pages(store).await;
     thing_types(store).await;
     groups_and_membership(store).await;
+    settings_overwrite(store).await;
+    fleet_index(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -471,4 +473,167 @@ async fn groups_and_membership(store: &dyn Store) {
         store.delete_thing_group("child", None).await.unwrap(),
         CasOutcome::NotFound
     );
+}
+
+async fn settings_overwrite(store: &dyn Store) {
+    assert_eq!(store.get_setting("indexing").await.unwrap(), None);
+    store.put_setting("indexing", "one").await.unwrap();
+    store.put_setting("indexing", "two").await.unwrap();
+    assert_eq!(
+        store.get_setting("indexing").await.unwrap().as_deref(),
+        Some("two")
+    );
+}
+
+async fn fleet_index(store: &dyn Store) {
+    use drover_core::query::{Bound, CandidateScan, ValueRange};
+
+    for (name, version) in [
+        ("Idx-a", "1.0"),
+        ("idx-B", "1.5"),
+        ("idx-c", "2.0"),
+        ("other", "10.0"),
+    ] {
+        store
+            .insert_thing(&thing(name, &[("app_version", version), ("Colour", "Red")]))
+            .await
+            .unwrap();
+    }
+    store.insert_thing(&thing("idx-none", &[])).await.unwrap();
+    let names = |scan: CandidateScan, after: Option<&'static str>, limit: Option<usize>| async move {
+        store.index_candidates(&scan, after, limit).await.unwrap()
+    };
+    let all = names(CandidateScan::All, None, None).await;
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    assert!(all.contains(&"other".to_string()));
+    // Case-folded thing-name ranges.
+    assert_eq!(
+        names(
+            CandidateScan::Names(ValueRange::Prefix("idx-".into())),
+            None,
+            None
+        )
+        .await,
+        ["Idx-a", "idx-B", "idx-c", "idx-none"]
+    );
+    assert_eq!(
+        names(
+            CandidateScan::Names(ValueRange::Prefix("idx-".into())),
+            Some("idx-B"),
+            Some(2)
+        )
+        .await,
+        ["idx-c", "idx-none"]
+    );
+    assert_eq!(
+        names(
+            CandidateScan::Names(ValueRange::Equals("idx-b".into())),
+            None,
+            None
+        )
+        .await,
+        ["idx-B"]
+    );
+    // Attribute ranges compare folded text.
+    let attribute = |values| CandidateScan::Attribute {
+        key: "app_version".into(),
+        values,
+    };
+    assert_eq!(
+        names(
+            attribute(ValueRange::Between {
+                lower: Bound::Unbounded,
+                upper: Bound::Exclusive("2.0".into())
+            }),
+            None,
+            None
+        )
+        .await,
+        ["Idx-a", "idx-B", "other"]
+    );
+    assert_eq!(
+        names(attribute(ValueRange::Any), None, Some(3)).await,
+        ["Idx-a", "idx-B", "idx-c"]
+    );
+    let colour = CandidateScan::Attribute {
+        key: "Colour".into(),
+        values: ValueRange::Equals("red".into()),
+    };
+    assert_eq!(names(colour, Some("idx-c"), None).await, ["other"]);
+
+    // Memberships in bulk; vanished things and groups are skipped, not errors.
+    let mut dynamic = group("idx-dyn", None);
+    dynamic.dynamic = Some(DynamicGroupQuery {
+        query_string: "attributes.app_version < 2.0".into(),
+        query_version: "2017-09-30".into(),
+        index_name: "AWS_Things".into(),
+        status: "ACTIVE".into(),
+    });
+    store.insert_thing_group(&dynamic).await.unwrap();
+    store
+        .insert_thing_group(&group("idx-static", None))
+        .await
+        .unwrap();
+    let change = |group: &str, thing: &str, join| MembershipChange {
+        group: group.into(),
+        thing: thing.into(),
+        join,
+    };
+    store
+        .apply_memberships(
+            &[
+                change("idx-dyn", "Idx-a", true),
+                change("idx-dyn", "idx-B", true),
+                change("idx-dyn", "idx-B", true),
+                change("idx-dyn", "ghost", true),
+                change("ghost-group", "idx-B", true),
+                change("idx-static", "idx-B", true),
+                change("idx-dyn", "idx-c", false),
+            ],
+            Timestamp(1_700_000_000_999),
+        )
+        .await
+        .unwrap();
+    let dynamic_groups = store.list_dynamic_groups().await.unwrap();
+    assert!(dynamic_groups.windows(2).all(|w| w[0].name < w[1].name));
+    assert!(dynamic_groups.iter().all(|g| g.dynamic.is_some()));
+    assert!(dynamic_groups.contains(&dynamic));
+    let docs = store
+        .index_documents(&[
+            "idx-B".into(),
+            "ghost".into(),
+            "Idx-a".into(),
+            "idx-none".into(),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<(String, Vec<String>)> = docs
+        .iter()
+        .map(|d| (d.name.clone(), d.group_names.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Idx-a".to_string(), vec!["idx-dyn".to_string()]),
+            (
+                "idx-B".to_string(),
+                vec!["idx-dyn".to_string(), "idx-static".to_string()]
+            ),
+            ("idx-none".to_string(), vec![]),
+        ]
+    );
+    assert_eq!(
+        docs[0].attributes.get("Colour").map(String::as_str),
+        Some("Red")
+    );
+    assert_eq!(docs[0].id, "id-Idx-a");
+    store
+        .apply_memberships(&[change("idx-dyn", "Idx-a", false)], Timestamp(1))
+        .await
+        .unwrap();
+    let members = store
+        .list_things_in_groups(&["idx-dyn".into()], &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(members.items, ["idx-B"]);
 }

@@ -13,6 +13,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use drover_core::query::{CandidateScan, IndexedThing};
 use drover_core::registry::{Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 
@@ -97,12 +98,24 @@ pub enum CasOutcome {
     VersionMismatch,
 }
 
+/// One change to a thing's membership of a group, as dynamic-group maintenance computes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    pub group: String,
+    pub thing: String,
+    /// `true` to add the membership, `false` to remove it.
+    pub join: bool,
+}
+
 /// Everything drover persists. Implementations must make each write durable before returning.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A setting that must be identical on every node (e.g. the account id): returns the stored
     /// value, storing `value` first if there is none.
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 
     async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()>;
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKey>>;
@@ -180,6 +193,28 @@ pub trait Store: Send + Sync + 'static {
         thing: &str,
         page: &PageRequest,
     ) -> StoreResult<Page<String>>;
+
+    /// Every dynamic thing group, in name order.
+    async fn list_dynamic_groups(&self) -> StoreResult<Vec<ThingGroup>>;
+    /// Applies membership changes in one durable transaction. A join whose thing or group no
+    /// longer exists, or that exists already, is skipped; so is a leave that has nothing to
+    /// remove.
+    async fn apply_memberships(
+        &self,
+        changes: &[MembershipChange],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Names of the things `scan` selects, in name order, after `after`, at most `limit`
+    /// (`None`: all of them).
+    async fn index_candidates(
+        &self,
+        scan: &CandidateScan,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> StoreResult<Vec<String>>;
+    /// The index documents of the named things that exist, in name order.
+    async fn index_documents(&self, names: &[String]) -> StoreResult<Vec<IndexedThing>>;
 }
 
 /// The store type the services hold.
@@ -199,6 +234,121 @@ pub async fn open(
             "unsupported --database-url '{other}': expected postgres://..."
         ))),
         None => Ok(Arc::new(SqliteStore::open(sqlite_path)?)),
+    }
+}
+
+/// The SQL that selects candidate thing names for a [`CandidateScan`], shared by both backends:
+/// only the placeholder syntax differs. Folded comparisons use `lower(…)`, which both backends
+/// index (see the migrations) and which folds ASCII exactly as `drover_core::query::fold` does.
+pub(crate) mod index_sql {
+    use drover_core::query::{Bound, CandidateScan, ValueRange};
+
+    use crate::codec::prefix_upper_bound;
+
+    /// `(sql, args)`; `placeholder(n)` renders the n-th (1-based) parameter.
+    pub fn candidates(
+        scan: &CandidateScan,
+        after: Option<&str>,
+        limit: Option<usize>,
+        placeholder: impl Fn(usize) -> String,
+    ) -> (String, Vec<String>) {
+        let mut args: Vec<String> = Vec::new();
+        let mut arg = |value: String, args: &mut Vec<String>| {
+            args.push(value);
+            placeholder(args.len())
+        };
+        let (table, name_column, mut conditions) = match scan {
+            CandidateScan::All => ("things", "name", Vec::new()),
+            CandidateScan::Names(range) => (
+                "things",
+                "name",
+                range_conditions("lower(name)", range, &mut args, &mut arg),
+            ),
+            CandidateScan::Attribute { key, values } => {
+                let mut conditions = vec![format!("key = {}", arg(key.clone(), &mut args))];
+                conditions.extend(range_conditions(
+                    "lower(value)",
+                    values,
+                    &mut args,
+                    &mut arg,
+                ));
+                ("thing_attributes", "thing_name", conditions)
+            }
+        };
+        if let Some(after) = after {
+            conditions.push(format!(
+                "{name_column} > {}",
+                arg(after.to_string(), &mut args)
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        (
+            format!("SELECT {name_column} FROM {table}{filter} ORDER BY {name_column}{limit}"),
+            args,
+        )
+    }
+
+    fn range_conditions(
+        column: &str,
+        range: &ValueRange,
+        args: &mut Vec<String>,
+        arg: &mut impl FnMut(String, &mut Vec<String>) -> String,
+    ) -> Vec<String> {
+        match range {
+            ValueRange::Any => Vec::new(),
+            ValueRange::Equals(value) => vec![format!("{column} = {}", arg(value.clone(), args))],
+            ValueRange::Prefix(prefix) => vec![
+                format!("{column} >= {}", arg(prefix.clone(), args)),
+                format!("{column} < {}", arg(prefix_upper_bound(prefix), args)),
+            ],
+            ValueRange::Between { lower, upper } => {
+                let mut conditions = Vec::new();
+                match lower {
+                    Bound::Unbounded => {}
+                    Bound::Inclusive(v) => {
+                        conditions.push(format!("{column} >= {}", arg(v.clone(), args)))
+                    }
+                    Bound::Exclusive(v) => {
+                        conditions.push(format!("{column} > {}", arg(v.clone(), args)))
+                    }
+                }
+                match upper {
+                    Bound::Unbounded => {}
+                    Bound::Inclusive(v) => {
+                        conditions.push(format!("{column} <= {}", arg(v.clone(), args)))
+                    }
+                    Bound::Exclusive(v) => {
+                        conditions.push(format!("{column} < {}", arg(v.clone(), args)))
+                    }
+                }
+                conditions
+            }
+        }
+    }
+}
+
+/// Fills each document's `group_names` from `(thing, group)` rows sorted by thing then group;
+/// `documents` must be sorted by name.
+pub(crate) fn attach_groups(documents: &mut [IndexedThing], memberships: Vec<(String, String)>) {
+    let mut memberships = memberships.into_iter().peekable();
+    for document in documents.iter_mut() {
+        while let Some((thing, _)) = memberships.peek() {
+            match thing.as_str().cmp(document.name.as_str()) {
+                std::cmp::Ordering::Less => {
+                    memberships.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    let (_, group) = memberships.next().expect("peeked");
+                    document.group_names.push(group);
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
     }
 }
 

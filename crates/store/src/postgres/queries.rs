@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use drover_core::query::{CandidateScan, IndexedThing};
 use drover_core::registry::{DynamicGroupQuery, Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 use tokio_postgres::Row;
@@ -15,6 +16,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, backend, constraint};
 use crate::codec::{self, to_json};
+use crate::index_sql;
 use crate::*;
 
 const THING_COLUMNS: &str = "name, id, type_name, attributes, version, created_at, updated_at";
@@ -239,6 +241,29 @@ impl Store for PostgresStore {
             .map_err(backend)?
             .try_get(0)
             .map_err(backend)
+    }
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        fetch_one(
+            &self.client().await?,
+            "SELECT value FROM settings WHERE key = $1",
+            key,
+            |row| row.try_get(0).map_err(backend),
+        )
+        .await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn insert_access_key(&self, key: &AccessKey) -> StoreResult<()> {
@@ -704,5 +729,124 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(Page::from_rows(rows, page.limit, String::clone))
+    }
+
+    async fn list_dynamic_groups(&self) -> StoreResult<Vec<ThingGroup>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM thing_groups WHERE query_string IS NOT NULL ORDER BY name"
+        );
+        let stmt = client.prepare_cached(&sql).await.map_err(backend)?;
+        let rows = client.query(&stmt, &[]).await.map_err(backend)?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    async fn apply_memberships(
+        &self,
+        changes: &[MembershipChange],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (mut join_groups, mut join_things, mut leave_groups, mut leave_things) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for change in changes {
+            if change.join {
+                join_groups.push(change.group.as_str());
+                join_things.push(change.thing.as_str());
+            } else {
+                leave_groups.push(change.group.as_str());
+                leave_things.push(change.thing.as_str());
+            }
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Whole arrays per statement: one round trip for a group build of any size. The joins
+        // against things and thing_groups skip memberships whose thing or group vanished.
+        tx.execute(
+            "DELETE FROM thing_group_members m
+             USING unnest($1::text[], $2::text[]) AS c(group_name, thing_name)
+             WHERE m.group_name = c.group_name AND m.thing_name = c.thing_name",
+            &[&leave_groups, &leave_things],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO thing_group_members (group_name, thing_name, added_at)
+             SELECT c.group_name, c.thing_name, $3
+             FROM unnest($1::text[], $2::text[]) AS c(group_name, thing_name)
+             JOIN things t ON t.name = c.thing_name
+             JOIN thing_groups g ON g.name = c.group_name
+             ON CONFLICT (group_name, thing_name) DO NOTHING",
+            &[&join_groups, &join_things, &at.0],
+        )
+        .await
+        .map_err(|e| constraint(e, "thing group membership"))?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn index_candidates(
+        &self,
+        scan: &CandidateScan,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> StoreResult<Vec<String>> {
+        let (sql, args) = index_sql::candidates(scan, after, limit, |n| format!("${n}"));
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await.map_err(backend)?;
+        let params: Vec<Param<'_>> = args.iter().map(|a| a as Param<'_>).collect();
+        let rows = client.query(&stmt, &params).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(backend))
+            .collect()
+    }
+
+    async fn index_documents(&self, names: &[String]) -> StoreResult<Vec<IndexedThing>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let sql = format!("SELECT {THING_COLUMNS} FROM things WHERE name = ANY($1) ORDER BY name");
+        let stmt = client.prepare_cached(&sql).await.map_err(backend)?;
+        let mut documents = client
+            .query(&stmt, &[&names])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| {
+                let thing = thing_from_row(row)?;
+                Ok(IndexedThing {
+                    name: thing.name,
+                    id: thing.id,
+                    type_name: thing.type_name,
+                    attributes: thing.attributes,
+                    group_names: Vec::new(),
+                    version: thing.version,
+                    connectivity: None,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT thing_name, group_name FROM thing_group_members
+                 WHERE thing_name = ANY($1) ORDER BY thing_name, group_name",
+            )
+            .await
+            .map_err(backend)?;
+        let memberships = client
+            .query(&stmt, &[&names])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0).map_err(backend)?,
+                    row.try_get(1).map_err(backend)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<(String, String)>>>()?;
+        attach_groups(&mut documents, memberships);
+        Ok(documents)
     }
 }

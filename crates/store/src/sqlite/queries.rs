@@ -1,6 +1,7 @@
 //! The SQL behind [`crate::Store`] for SQLite.
 
 use async_trait::async_trait;
+use drover_core::query::{CandidateScan, IndexedThing};
 use drover_core::registry::{DynamicGroupQuery, Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 use rusqlite::types::Value;
@@ -8,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::{SqliteStore, backend, constraint};
 use crate::codec::{self, to_json};
+use crate::index_sql;
 use crate::*;
 
 const THING_COLUMNS: &str = "name, id, type_name, attributes, version, created_at, updated_at";
@@ -162,6 +164,32 @@ impl Store for SqliteStore {
                 r.get(0)
             })
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.read(move |conn| {
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", [&key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }
@@ -674,6 +702,125 @@ impl Store for SqliteStore {
                 |r| r.get::<_, String>(0),
             )?;
             Ok(Page::from_rows(rows, page.limit, String::clone))
+        })
+        .await
+    }
+
+    async fn list_dynamic_groups(&self) -> StoreResult<Vec<ThingGroup>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {GROUP_COLUMNS} FROM thing_groups WHERE query_string IS NOT NULL ORDER BY name"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt.query_map([], group_from_row).map_err(backend)?;
+            rows.map(|r| finish_group(r.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn apply_memberships(
+        &self,
+        changes: &[MembershipChange],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let changes = changes.to_vec();
+        self.write(move |conn| {
+            // The EXISTS guards turn a join whose thing or group vanished into a no-op, where
+            // the foreign key would otherwise fail the whole batch.
+            let mut join = conn
+                .prepare_cached(
+                    "INSERT INTO thing_group_members (group_name, thing_name, added_at)
+                     SELECT ?1, ?2, ?3
+                     WHERE EXISTS (SELECT 1 FROM things WHERE name = ?2)
+                       AND EXISTS (SELECT 1 FROM thing_groups WHERE name = ?1)
+                     ON CONFLICT (group_name, thing_name) DO NOTHING",
+                )
+                .map_err(backend)?;
+            let mut leave = conn
+                .prepare_cached(
+                    "DELETE FROM thing_group_members WHERE group_name = ?1 AND thing_name = ?2",
+                )
+                .map_err(backend)?;
+            for change in &changes {
+                if change.join {
+                    join.execute(params![change.group, change.thing, at.0])
+                } else {
+                    leave.execute(params![change.group, change.thing])
+                }
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn index_candidates(
+        &self,
+        scan: &CandidateScan,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> StoreResult<Vec<String>> {
+        let (sql, args) = index_sql::candidates(scan, after, limit, |n| format!("?{n}"));
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn index_documents(&self, names: &[String]) -> StoreResult<Vec<IndexedThing>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One JSON array parameter instead of one placeholder per name: no parameter limit,
+        // and one cached statement for every batch size.
+        let names = to_json(&names);
+        self.read(move |conn| {
+            let mut things = conn
+                .prepare_cached(&format!(
+                    "SELECT {THING_COLUMNS} FROM things
+                     WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name"
+                ))
+                .map_err(backend)?;
+            let mut documents = Vec::new();
+            for row in things
+                .query_map([&names], thing_from_row)
+                .map_err(backend)?
+            {
+                let thing = finish_thing(row.map_err(backend)?)?;
+                documents.push(IndexedThing {
+                    name: thing.name,
+                    id: thing.id,
+                    type_name: thing.type_name,
+                    attributes: thing.attributes,
+                    group_names: Vec::new(),
+                    version: thing.version,
+                    connectivity: None,
+                });
+            }
+            let mut members = conn
+                .prepare_cached(
+                    "SELECT thing_name, group_name FROM thing_group_members
+                     WHERE thing_name IN (SELECT value FROM json_each(?1))
+                     ORDER BY thing_name, group_name",
+                )
+                .map_err(backend)?;
+            let rows = members
+                .query_map([&names], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            attach_groups(
+                &mut documents,
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)?,
+            );
+            Ok(documents)
         })
         .await
     }

@@ -59,6 +59,12 @@ const MIGRATIONS: &[&str] = &[
         added_at INTEGER NOT NULL,
         PRIMARY KEY (group_name, thing_name));
      CREATE INDEX thing_group_members_by_thing ON thing_group_members (thing_name, group_name);",
+    // 2: the fleet index: case-folded lookups by thing name and attribute value, and a quick
+    // list of the dynamic groups.
+    "CREATE INDEX things_by_folded_name ON things (lower(name));
+     CREATE INDEX thing_attributes_by_folded_value
+        ON thing_attributes (key, lower(value), thing_name);
+     CREATE INDEX thing_groups_dynamic ON thing_groups (name) WHERE query_string IS NOT NULL;",
 ];
 
 /// Brings the schema up to date inside one transaction.
