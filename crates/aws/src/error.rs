@@ -80,6 +80,16 @@ impl From<ServiceError> for ApiError {
                 message,
                 members: vec![("resourceId", resource_id), ("resourceArn", resource_arn)],
             },
+            ServiceError::InvalidQuery(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "InvalidQueryException", m)
+            }
+            ServiceError::InvalidAggregation(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "InvalidAggregationException", m)
+            }
+            // AWS IoT answers LimitExceededException with 410 Gone.
+            ServiceError::LimitExceeded(m) => {
+                ApiError::new(StatusCode::GONE, "LimitExceededException", m)
+            }
             ServiceError::VersionConflict(m) => {
                 ApiError::new(StatusCode::CONFLICT, "VersionConflictException", m)
             }

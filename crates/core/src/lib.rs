@@ -6,6 +6,7 @@
 
 pub mod arn;
 pub mod error;
+pub mod indexing;
 pub mod limits;
 pub mod names;
 pub mod query;

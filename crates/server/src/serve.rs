@@ -9,7 +9,7 @@ use axum::Router;
 use axum::routing::get;
 use drover_aws::{ApiState, AuthState, Endpoints};
 use drover_core::arn::ArnScope;
-use drover_services::{AccessKeys, Clock, Registry, SystemClock};
+use drover_services::{AccessKeys, Clock, FleetIndex, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -45,6 +45,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let scope = ArnScope::new(args.region.clone(), account_id.clone());
     let registry = Registry::new(store.clone(), scope, clock.clone());
+    // Repairs any membership change a crash cut off, and catches up with writes other nodes
+    // made while this one was down (see drover_services::membership).
+    registry
+        .membership()
+        .reconcile_all()
+        .await
+        .context("reconciling dynamic thing groups")?;
+    let index = FleetIndex::new(store.clone(), registry.membership().clone());
     let endpoints = Endpoints {
         data: advertised(args.mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
@@ -58,6 +66,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let api = drover_aws::router(
         ApiState {
             registry,
+            index,
             endpoints: Arc::new(endpoints),
         },
         auth,

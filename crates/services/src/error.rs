@@ -19,6 +19,15 @@ pub enum ServiceError {
         resource_id: String,
         resource_arn: String,
     },
+    /// A fleet-index query that does not parse or does not fit the index; nothing changed.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// An aggregation asked of a field that cannot provide it.
+    #[error("{0}")]
+    InvalidAggregation(String),
+    /// An account-wide limit would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// `expectedVersion` did not match.
     #[error("{0}")]
     VersionConflict(String),
@@ -39,5 +48,11 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<drover_core::query::QueryError> for ServiceError {
+    fn from(e: drover_core::query::QueryError) -> Self {
+        ServiceError::InvalidQuery(e.to_string())
     }
 }

@@ -15,6 +15,7 @@ use drover_store::{
     CasOutcome, Page, PageRequest, SharedStore, StoreError, ThingFilter, ThingGroupFilter,
 };
 
+use crate::membership::DynamicMembership;
 use crate::pagination;
 use crate::{Clock, ServiceError, ServiceResult};
 
@@ -70,24 +71,35 @@ pub struct ListThingGroupsQuery {
     pub max_results: Option<i64>,
 }
 
+/// The registry service. Every write that changes what a thing's index document says (its
+/// attributes, type, or static groups) re-evaluates the thing's dynamic-group memberships
+/// before returning, holding the membership lock's shared side (see `membership`).
 #[derive(Clone)]
 pub struct Registry {
-    store: SharedStore,
-    scope: ArnScope,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: SharedStore,
+    pub(crate) scope: ArnScope,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) membership: DynamicMembership,
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 impl Registry {
     pub fn new(store: SharedStore, scope: ArnScope, clock: Arc<dyn Clock>) -> Self {
+        let membership = DynamicMembership::new(store.clone(), clock.clone());
         Self {
             store,
             scope,
             clock,
+            membership,
         }
+    }
+
+    /// Dynamic-group maintenance, shared with the fleet index service.
+    pub fn membership(&self) -> &DynamicMembership {
+        &self.membership
     }
 
     pub fn scope(&self) -> &ArnScope {
@@ -103,8 +115,12 @@ impl Registry {
             self.usable_thing_type(type_name).await?;
         }
         let thing = spec.clone().into_thing(new_id(), self.clock.now());
+        let _shared = self.membership.shared().await;
         match self.store.insert_thing(&thing).await {
-            Ok(()) => Ok(thing),
+            Ok(()) => {
+                self.membership.thing_changed(&thing.name).await?;
+                Ok(thing)
+            }
             Err(StoreError::AlreadyExists(_)) => {
                 let existing = self.store.get_thing(&spec.name).await?;
                 match existing {
@@ -140,6 +156,7 @@ impl Registry {
         if let Some(type_name) = &update.type_name {
             self.usable_thing_type(type_name).await?;
         }
+        let _shared = self.membership.shared().await;
         loop {
             let current = self
                 .store
@@ -151,7 +168,10 @@ impl Registry {
             }
             let next = update.apply(&current, self.clock.now())?;
             match self.store.replace_thing(&next, current.version).await? {
-                CasOutcome::Done => return Ok(next),
+                CasOutcome::Done => {
+                    self.membership.thing_changed(name).await?;
+                    return Ok(next);
+                }
                 CasOutcome::NotFound => return Err(thing_not_found(name)),
                 CasOutcome::VersionMismatch if update.expected_version.is_some() => {
                     return Err(thing_version_conflict(name));
@@ -168,8 +188,16 @@ impl Registry {
         expected_version: Option<i64>,
     ) -> ServiceResult<()> {
         check_name("thingName", name)?;
+        let _shared = self.membership.shared().await;
+        let dynamic_groups = self.dynamic_groups_of(name).await?;
         match self.store.delete_thing(name, expected_version).await? {
-            CasOutcome::Done | CasOutcome::NotFound => Ok(()),
+            CasOutcome::Done => {
+                for group in dynamic_groups {
+                    self.membership.announce_left(&group, [name.to_string()]);
+                }
+                Ok(())
+            }
+            CasOutcome::NotFound => Ok(()),
             CasOutcome::VersionMismatch => Err(thing_version_conflict(name)),
         }
     }
@@ -418,8 +446,25 @@ impl Registry {
                 child.name
             )));
         }
+        let _shared = self.membership.shared().await;
+        let group = self.store.get_thing_group(name).await?;
+        let members = match &group {
+            Some(_) => self.membership.all_members(name).await?,
+            None => Vec::new(),
+        };
         match self.store.delete_thing_group(name, expected_version).await {
-            Ok(CasOutcome::Done | CasOutcome::NotFound) => Ok(()),
+            Ok(CasOutcome::Done) => {
+                if group.is_some_and(|g| g.dynamic.is_some()) {
+                    self.membership.announce_left(name, members);
+                } else {
+                    // The members' thingGroupNames changed; dynamic queries may see that.
+                    for member in members {
+                        self.membership.thing_changed(&member).await?;
+                    }
+                }
+                Ok(())
+            }
+            Ok(CasOutcome::NotFound) => Ok(()),
             Ok(CasOutcome::VersionMismatch) => Err(group_version_conflict(name)),
             // A child group was created concurrently and the parent reference held.
             Err(StoreError::MissingReference(_)) | Err(StoreError::AlreadyExists(_)) => {
@@ -488,6 +533,21 @@ impl Registry {
         thing: NameOrArn,
         override_dynamic_groups: bool,
     ) -> ServiceResult<()> {
+        let _shared = self.membership.shared().await;
+        let thing_name = self
+            .add_thing_unguarded(group, thing, override_dynamic_groups)
+            .await?;
+        self.membership.thing_changed(&thing_name).await
+    }
+
+    /// AddThingToThingGroup's work; the caller holds the membership lock's shared side.
+    /// Returns the thing's name.
+    async fn add_thing_unguarded(
+        &self,
+        group: NameOrArn,
+        thing: NameOrArn,
+        override_dynamic_groups: bool,
+    ) -> ServiceResult<String> {
         let group_name = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let thing_name = self.resolve(ResourceKind::Thing, "thing", thing)?;
         let group = self.get_group(&group_name).await?;
@@ -499,7 +559,7 @@ impl Registry {
         self.describe_thing(&thing_name).await?;
         let current = self.all_groups_for_thing(&thing_name).await?;
         if current.iter().any(|g| g == &group_name) {
-            return Ok(());
+            return Ok(thing_name);
         }
         let root = self.root_of(&group).await?;
         for other in &current {
@@ -524,6 +584,8 @@ impl Registry {
                     self.store
                         .remove_thing_from_group(&dynamic, &thing_name)
                         .await?;
+                    self.membership
+                        .announce_left(&dynamic, [thing_name.clone()]);
                 }
                 None => {
                     return Err(ServiceError::InvalidRequest(format!(
@@ -537,7 +599,7 @@ impl Registry {
             .add_thing_to_group(&group_name, &thing_name, self.clock.now())
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(thing_name),
             Err(StoreError::MissingReference(_)) => Err(ServiceError::NotFound(format!(
                 "Thing {thing_name} or thing group {group_name} was deleted concurrently"
             ))),
@@ -560,10 +622,11 @@ impl Registry {
             )));
         }
         self.describe_thing(&thing_name).await?;
+        let _shared = self.membership.shared().await;
         self.store
             .remove_thing_from_group(&group_name, &thing_name)
             .await?;
-        Ok(())
+        self.membership.thing_changed(&thing_name).await
     }
 
     /// UpdateThingGroupsForThing: removals first, then additions, so a thing can move between
@@ -586,11 +649,12 @@ impl Registry {
             }
         }
         self.describe_thing(thing_name).await?;
+        let _shared = self.membership.shared().await;
         for name in to_remove {
             self.store.remove_thing_from_group(name, thing_name).await?;
         }
         for name in to_add {
-            self.add_thing_to_thing_group(
+            self.add_thing_unguarded(
                 NameOrArn {
                     name: Some(name.clone()),
                     arn: None,
@@ -603,7 +667,7 @@ impl Registry {
             )
             .await?;
         }
-        Ok(())
+        self.membership.thing_changed(thing_name).await
     }
 
     /// ListThingsInThingGroup; with `recursive`, things of descendant groups too.
@@ -645,7 +709,21 @@ impl Registry {
 
     // ---- helpers ------------------------------------------------------------------------
 
-    async fn get_group(&self, name: &str) -> ServiceResult<ThingGroup> {
+    /// The dynamic groups `thing` is a member of.
+    async fn dynamic_groups_of(&self, thing: &str) -> ServiceResult<Vec<String>> {
+        let dynamic = self.store.list_dynamic_groups().await?;
+        if dynamic.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mine = self.all_groups_for_thing(thing).await?;
+        Ok(dynamic
+            .into_iter()
+            .map(|g| g.name)
+            .filter(|g| mine.contains(g))
+            .collect())
+    }
+
+    pub(crate) async fn get_group(&self, name: &str) -> ServiceResult<ThingGroup> {
         check_name("thingGroupName", name)?;
         self.store
             .get_thing_group(name)
@@ -774,7 +852,7 @@ fn thing_type_not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("Thing type {name} cannot be found."))
 }
 
-fn group_not_found(name: &str) -> ServiceError {
+pub(crate) fn group_not_found(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("Thing group {name} cannot be found."))
 }
 
@@ -784,7 +862,7 @@ fn thing_version_conflict(name: &str) -> ServiceError {
     ))
 }
 
-fn group_version_conflict(name: &str) -> ServiceError {
+pub(crate) fn group_version_conflict(name: &str) -> ServiceError {
     ServiceError::VersionConflict(format!(
         "The version for thing group {name} does not match the expected version."
     ))

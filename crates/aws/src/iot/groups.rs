@@ -18,9 +18,9 @@ use crate::wire::{Params, body, empty, ok, timestamp};
 
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireThingGroupProperties {
-    thing_group_description: Option<String>,
-    attribute_payload: Option<WireAttributePayload>,
+pub(super) struct WireThingGroupProperties {
+    pub(super) thing_group_description: Option<String>,
+    pub(super) attribute_payload: Option<WireAttributePayload>,
 }
 
 #[derive(Deserialize)]

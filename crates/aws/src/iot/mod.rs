@@ -3,6 +3,7 @@
 
 mod endpoint;
 mod groups;
+mod index;
 mod thing_types;
 mod things;
 
@@ -14,7 +15,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use drover_services::Registry;
+use drover_services::{FleetIndex, Registry};
 
 use crate::auth::{AuthState, require_sigv4};
 use crate::error::ApiError;
@@ -34,6 +35,7 @@ pub struct Endpoints {
 #[derive(Clone)]
 pub struct ApiState {
     pub registry: Registry,
+    pub index: FleetIndex,
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -84,6 +86,19 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             "/thing-groups/{thing_group_name}/things",
             get(groups::list_things),
         )
+        .route(
+            "/dynamic-thing-groups/{thing_group_name}",
+            post(index::create_dynamic_group)
+                .patch(index::update_dynamic_group)
+                .delete(index::delete_dynamic_group),
+        )
+        .route(
+            "/indexing/config",
+            get(index::get_configuration).post(index::update_configuration),
+        )
+        .route("/indices/search", post(index::search))
+        .route("/indices/statistics", post(index::statistics))
+        .route("/indices/cardinality", post(index::cardinality))
         .route("/endpoint", get(endpoint::describe))
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)

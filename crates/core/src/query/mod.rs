@@ -9,15 +9,17 @@
 //! `field < v`, `<=`, `>`, `>=`, and `field:*`. At most 12 terms; only one term may start
 //! with a wildcard, and then the query may be at most 100 characters (AWS's limits).
 
+mod aggregate;
 mod ast;
 mod eval;
 mod parser;
 mod plan;
 mod version;
 
+pub use aggregate::{Statistics, StatisticsBuilder, cardinality_key, field_values};
 pub use ast::{Bound, CompareOp, Field, Piece, Predicate, Query, Term, Text};
 pub use eval::{Connectivity, FieldType, IndexedThing, Matcher, Schema, fold};
-pub use parser::{Parsed, QueryError, parse};
+pub use parser::{Parsed, QueryError, field_named, parse};
 pub use plan::{CandidateScan, ValueRange, plan};
 pub use version::Version;
 

@@ -685,7 +685,12 @@ fn field_from_word(word: &Word, offset: usize) -> Result<Field, QueryError> {
             ));
         }
     };
-    let field = match name.as_str() {
+    field_named(&name).map_err(|message| QueryError::new(offset, message))
+}
+
+/// The field a name denotes (case-sensitive, as on AWS), or why there is none.
+pub fn field_named(name: &str) -> Result<Field, String> {
+    let field = match name {
         "thingName" => Field::ThingName,
         "thingId" => Field::ThingId,
         "thingTypeName" => Field::ThingTypeName,
@@ -696,22 +701,18 @@ fn field_from_word(word: &Word, offset: usize) -> Result<Field, QueryError> {
         "connectivity.disconnectReason" => Field::ConnectivityDisconnectReason,
         other => {
             if let Some(key) = other.strip_prefix("attributes.") {
-                crate::names::check_attribute_key(key)
-                    .map_err(|e| QueryError::new(offset, e.to_string()))?;
+                crate::names::check_attribute_key(key).map_err(|e| e.to_string())?;
                 Field::Attribute(key.to_string())
             } else if let Some(path) = other.strip_prefix("shadow.")
                 && !path.is_empty()
             {
                 Field::Shadow(path.to_string())
             } else {
-                return Err(QueryError::new(
-                    offset,
-                    format!(
-                        "unknown field '{other}'; searchable fields are thingName, thingId, \
+                return Err(format!(
+                    "unknown field '{other}'; searchable fields are thingName, thingId, \
                          thingTypeName, thingGroupNames, attributes.NAME, registry.version, \
                          connectivity.connected, connectivity.timestamp, \
                          connectivity.disconnectReason and shadow.…"
-                    ),
                 ));
             }
         }
