@@ -145,8 +145,9 @@ impl DynamicMembership {
         Some(Matcher::compile_lenient(&query, schema))
     }
 
-    /// Re-evaluates one thing against every dynamic group. The caller holds [`Self::shared`].
-    pub(crate) async fn thing_changed(&self, thing: &str) -> ServiceResult<()> {
+    /// Re-evaluates one thing against every dynamic group. The registry calls this after each
+    /// write while holding [`Self::shared`]; it is public for benchmarks and repair tools.
+    pub async fn thing_changed(&self, thing: &str) -> ServiceResult<()> {
         let groups = self.store.list_dynamic_groups().await?;
         if groups.is_empty() {
             return Ok(());
@@ -284,7 +285,8 @@ impl DynamicMembership {
         Ok(())
     }
 
-    pub(crate) async fn all_members(&self, group: &str) -> ServiceResult<Vec<String>> {
+    /// Every member of `group`, in name order.
+    pub async fn all_members(&self, group: &str) -> ServiceResult<Vec<String>> {
         let mut members = Vec::new();
         let mut after = None;
         loop {
