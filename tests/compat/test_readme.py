@@ -4,6 +4,7 @@ The shell block between the walkthrough markers in README.md is executed with ba
 directory whose `drover-data` is the test server's data directory; only the port differs
 (the README uses the default 8443). Then the registry must hold what the walkthrough made."""
 
+import json
 import re
 import subprocess
 
@@ -12,9 +13,21 @@ import boto3
 from drover_proc import REPO, DroverProcess
 
 
-def walkthrough_script():
+def json_values(text):
+    """Every top-level JSON value in `text`, in order (awscli prints one per command)."""
+    decoder, values, i = json.JSONDecoder(), [], 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        value, i = decoder.raw_decode(text, i)
+        values.append(value)
+    return values
+
+
+def walkthrough_script(marker="walkthrough"):
     text = (REPO / "README.md").read_text()
-    block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", text, re.S)
+    block = re.search(rf"<!-- {marker}:start -->\s*```sh\n(.*?)```\s*<!-- {marker}:end -->", text, re.S)
     assert block, "README.md has no walkthrough block"
     return block.group(1)
 
@@ -44,5 +57,18 @@ def test_readme_walkthrough_runs_as_printed(tmp_path):
         ).client("iot", endpoint_url=server.endpoint, verify=server.ca_file)
         assert iot.describe_thing(thingName="dev1")["attributes"] == {"app_version": "2.0", "site": "lab"}
         assert iot.list_things_in_thing_group(thingGroupName="lab-devices")["things"] == ["dev1"]
+
+        # The dynamic-group walkthrough continues on the same data.
+        script = walkthrough_script("index-walkthrough").replace(
+            "https://localhost:8443", f"https://localhost:{server.http_port}")
+        exports = walkthrough_script().splitlines()[0]
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", exports + "\n" + script],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, f"index walkthrough failed:\n{result.stdout}\n{result.stderr}"
+        arrays = [v for v in json_values(result.stdout) if isinstance(v, list)]
+        # dev5 is in the group, search finds both lab things, and after its update it has left.
+        assert arrays == [["dev5"], ["dev1", "dev5"], []], result.stdout
     finally:
         server.stop()

@@ -332,26 +332,6 @@ pub(crate) mod index_sql {
     }
 }
 
-/// Fills each document's `group_names` from `(thing, group)` rows sorted by thing then group;
-/// `documents` must be sorted by name.
-pub(crate) fn attach_groups(documents: &mut [IndexedThing], memberships: Vec<(String, String)>) {
-    let mut memberships = memberships.into_iter().peekable();
-    for document in documents.iter_mut() {
-        while let Some((thing, _)) = memberships.peek() {
-            match thing.as_str().cmp(document.name.as_str()) {
-                std::cmp::Ordering::Less => {
-                    memberships.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    let (_, group) = memberships.next().expect("peeked");
-                    document.group_names.push(group);
-                }
-                std::cmp::Ordering::Greater => break,
-            }
-        }
-    }
-}
-
 /// JSON encodings shared by both backends for the columns that hold structured values.
 pub(crate) mod codec {
     use drover_core::registry::{Attributes, Tag};
@@ -373,6 +353,17 @@ pub(crate) mod codec {
 
     pub fn strings(text: &str) -> Result<Vec<String>, StoreError> {
         serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt list: {e}")))
+    }
+
+    /// A thing's group names from a comma-joined aggregate (group names cannot contain a
+    /// comma), sorted.
+    pub fn group_list(joined: Option<&str>) -> Vec<String> {
+        let mut groups: Vec<String> = joined
+            .filter(|j| !j.is_empty())
+            .map(|j| j.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        groups.sort_unstable();
+        groups
     }
 
     pub fn value(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {

@@ -807,46 +807,31 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let sql = format!("SELECT {THING_COLUMNS} FROM things WHERE name = ANY($1) ORDER BY name");
-        let stmt = client.prepare_cached(&sql).await.map_err(backend)?;
-        let mut documents = client
-            .query(&stmt, &[&names])
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|row| {
-                let thing = thing_from_row(row)?;
-                Ok(IndexedThing {
-                    name: thing.name,
-                    id: thing.id,
-                    type_name: thing.type_name,
-                    attributes: thing.attributes,
-                    group_names: Vec::new(),
-                    version: thing.version,
-                    connectivity: None,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
         let stmt = client
             .prepare_cached(
-                "SELECT thing_name, group_name FROM thing_group_members
-                 WHERE thing_name = ANY($1) ORDER BY thing_name, group_name",
+                "SELECT t.name, t.id, t.type_name, t.attributes, t.version,
+                    (SELECT string_agg(group_name, ',') FROM thing_group_members m
+                     WHERE m.thing_name = t.name)
+                 FROM things t WHERE t.name = ANY($1) ORDER BY t.name",
             )
             .await
             .map_err(backend)?;
-        let memberships = client
+        client
             .query(&stmt, &[&names])
             .await
             .map_err(backend)?
             .iter()
             .map(|row| {
-                Ok((
-                    row.try_get(0).map_err(backend)?,
-                    row.try_get(1).map_err(backend)?,
-                ))
+                Ok(IndexedThing {
+                    name: row.try_get(0).map_err(backend)?,
+                    id: row.try_get(1).map_err(backend)?,
+                    type_name: row.try_get(2).map_err(backend)?,
+                    attributes: codec::attributes(row.try_get(3).map_err(backend)?)?,
+                    group_names: codec::group_list(row.try_get(5).map_err(backend)?),
+                    version: row.try_get(4).map_err(backend)?,
+                    connectivity: None,
+                })
             })
-            .collect::<StoreResult<Vec<(String, String)>>>()?;
-        attach_groups(&mut documents, memberships);
-        Ok(documents)
+            .collect()
     }
 }

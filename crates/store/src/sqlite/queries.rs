@@ -13,6 +13,7 @@ use crate::index_sql;
 use crate::*;
 
 const THING_COLUMNS: &str = "name, id, type_name, attributes, version, created_at, updated_at";
+const INDEX_DOCUMENT_COLUMNS: &str = "t.name, t.id, t.type_name, t.attributes, t.version";
 const TYPE_COLUMNS: &str = "name, id, description, searchable_attributes, mqtt5_configuration, \
                             deprecated, deprecation_date, created_at, tags";
 const GROUP_COLUMNS: &str = "name, id, parent_name, description, attributes, version, created_at, \
@@ -782,45 +783,41 @@ impl Store for SqliteStore {
         // and one cached statement for every batch size.
         let names = to_json(&names);
         self.read(move |conn| {
-            let mut things = conn
+            // One statement: each thing by primary key, its groups from the covering index.
+            let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {THING_COLUMNS} FROM things
-                     WHERE name IN (SELECT value FROM json_each(?1)) ORDER BY name"
+                    "SELECT {INDEX_DOCUMENT_COLUMNS},
+                        (SELECT group_concat(group_name, ',') FROM thing_group_members m
+                         WHERE m.thing_name = t.name)
+                     FROM things t
+                     WHERE t.name IN (SELECT value FROM json_each(?1)) ORDER BY t.name"
                 ))
                 .map_err(backend)?;
-            let mut documents = Vec::new();
-            for row in things
-                .query_map([&names], thing_from_row)
-                .map_err(backend)?
-            {
-                let thing = finish_thing(row.map_err(backend)?)?;
-                documents.push(IndexedThing {
-                    name: thing.name,
-                    id: thing.id,
-                    type_name: thing.type_name,
-                    attributes: thing.attributes,
-                    group_names: Vec::new(),
-                    version: thing.version,
-                    connectivity: None,
-                });
-            }
-            let mut members = conn
-                .prepare_cached(
-                    "SELECT thing_name, group_name FROM thing_group_members
-                     WHERE thing_name IN (SELECT value FROM json_each(?1))
-                     ORDER BY thing_name, group_name",
-                )
-                .map_err(backend)?;
-            let rows = members
+            let rows = stmt
                 .query_map([&names], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
                 })
                 .map_err(backend)?;
-            attach_groups(
-                &mut documents,
-                rows.collect::<Result<Vec<_>, _>>().map_err(backend)?,
-            );
-            Ok(documents)
+            rows.map(|row| {
+                let (name, id, type_name, attributes, version, groups) = row.map_err(backend)?;
+                Ok(IndexedThing {
+                    name,
+                    id,
+                    type_name,
+                    attributes: codec::attributes(&attributes)?,
+                    group_names: codec::group_list(groups.as_deref()),
+                    version,
+                    connectivity: None,
+                })
+            })
+            .collect()
         })
         .await
     }
