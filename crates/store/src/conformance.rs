@@ -561,6 +561,34 @@ async fn fleet_index(store: &dyn Store) {
     };
     assert_eq!(names(colour, Some("idx-c"), None).await, ["other"]);
 
+    // Compound scans: intersections and unions of index ranges, paged by name.
+    let red = || CandidateScan::Attribute {
+        key: "Colour".into(),
+        values: ValueRange::Equals("red".into()),
+    };
+    let low = || {
+        attribute(ValueRange::Between {
+            lower: Bound::Unbounded,
+            upper: Bound::Exclusive("2.0".into()),
+        })
+    };
+    assert_eq!(
+        names(CandidateScan::Intersect(vec![red(), low()]), None, None).await,
+        ["Idx-a", "idx-B", "other"]
+    );
+    assert_eq!(
+        names(
+            CandidateScan::Union(vec![
+                CandidateScan::Names(ValueRange::Equals("idx-none".into())),
+                CandidateScan::Intersect(vec![red(), low()]),
+            ]),
+            Some("Idx-a"),
+            Some(5)
+        )
+        .await,
+        ["idx-B", "idx-none", "other"]
+    );
+
     // Memberships in bulk; vanished things and groups are skipped, not errors.
     let mut dynamic = group("idx-dyn", None);
     dynamic.dynamic = Some(DynamicGroupQuery {

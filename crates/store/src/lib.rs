@@ -257,40 +257,91 @@ pub(crate) mod index_sql {
             args.push(value);
             placeholder(args.len())
         };
-        let (table, name_column, mut conditions) = match scan {
-            CandidateScan::All => ("things", "name", Vec::new()),
-            CandidateScan::Names(range) => (
-                "things",
-                "name",
-                range_conditions("lower(name)", range, &mut args, &mut arg),
-            ),
-            CandidateScan::Attribute { key, values } => {
-                let mut conditions = vec![format!("key = {}", arg(key.clone(), &mut args))];
-                conditions.extend(range_conditions(
-                    "lower(value)",
-                    values,
-                    &mut args,
-                    &mut arg,
-                ));
-                ("thing_attributes", "thing_name", conditions)
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        let sql = match scan {
+            CandidateScan::Intersect(_) | CandidateScan::Union(_) => {
+                let compound = select(scan, &mut args, &mut arg);
+                let after = after
+                    .map(|a| format!(" WHERE name > {}", arg(a.to_string(), &mut args)))
+                    .unwrap_or_default();
+                format!("SELECT name FROM ({compound}) AS candidates{after} ORDER BY name{limit}")
+            }
+            // A single range keeps `after` inside, where the index can start from it.
+            _ => {
+                let (table, column, mut conditions) = simple(scan, &mut args, &mut arg);
+                if let Some(after) = after {
+                    conditions.push(format!("{column} > {}", arg(after.to_string(), &mut args)));
+                }
+                format!(
+                    "SELECT {column} FROM {table}{} ORDER BY {column}{limit}",
+                    filter(&conditions)
+                )
             }
         };
-        if let Some(after) = after {
-            conditions.push(format!(
-                "{name_column} > {}",
-                arg(after.to_string(), &mut args)
-            ));
-        }
-        let filter = if conditions.is_empty() {
+        (sql, args)
+    }
+
+    fn filter(conditions: &[String]) -> String {
+        if conditions.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", conditions.join(" AND "))
-        };
-        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        (
-            format!("SELECT {name_column} FROM {table}{filter} ORDER BY {name_column}{limit}"),
-            args,
-        )
+        }
+    }
+
+    /// The table, name column and conditions of a scan that is one index range.
+    fn simple(
+        scan: &CandidateScan,
+        args: &mut Vec<String>,
+        arg: &mut impl FnMut(String, &mut Vec<String>) -> String,
+    ) -> (&'static str, &'static str, Vec<String>) {
+        match scan {
+            CandidateScan::Names(range) => (
+                "things",
+                "name",
+                range_conditions("lower(name)", range, args, arg),
+            ),
+            CandidateScan::Attribute { key, values } => {
+                let mut conditions = vec![format!("key = {}", arg(key.clone(), args))];
+                conditions.extend(range_conditions("lower(value)", values, args, arg));
+                ("thing_attributes", "thing_name", conditions)
+            }
+            // Compound scans are rendered by `select`; `All` has no conditions.
+            _ => ("things", "name", Vec::new()),
+        }
+    }
+
+    /// A `SELECT` of the names `scan` selects, as one column called `name`.
+    fn select(
+        scan: &CandidateScan,
+        args: &mut Vec<String>,
+        arg: &mut impl FnMut(String, &mut Vec<String>) -> String,
+    ) -> String {
+        let compound =
+            |scans: &[CandidateScan], operator: &str, args: &mut Vec<String>, arg: &mut _| {
+                scans
+                    .iter()
+                    .map(|s| select(s, args, arg))
+                    .collect::<Vec<_>>()
+                    .join(operator)
+            };
+        match scan {
+            CandidateScan::Intersect(scans) => format!(
+                "SELECT name FROM ({}) AS i",
+                compound(scans, " INTERSECT ", args, arg)
+            ),
+            CandidateScan::Union(scans) => format!(
+                "SELECT name FROM ({}) AS u",
+                compound(scans, " UNION ", args, arg)
+            ),
+            _ => {
+                let (table, column, conditions) = simple(scan, args, arg);
+                format!(
+                    "SELECT {column} AS name FROM {table}{}",
+                    filter(&conditions)
+                )
+            }
+        }
     }
 
     fn range_conditions(

@@ -17,7 +17,15 @@ pub enum CandidateScan {
     Names(ValueRange),
     /// Things that have attribute `key`, with a case-folded value in the range.
     Attribute { key: String, values: ValueRange },
+    /// Things in every one of the scans (two or more, none `All`).
+    Intersect(Vec<CandidateScan>),
+    /// Things in any of the scans (two or more, none `All`).
+    Union(Vec<CandidateScan>),
 }
+
+/// How many conjuncts an intersection combines: beyond the narrowest few, another index
+/// range costs more to read than it saves.
+const MAX_INTERSECTED: usize = 3;
 
 /// A range over case-folded strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +55,10 @@ impl CandidateScan {
             CandidateScan::Names(range) | CandidateScan::Attribute { values: range, .. } => {
                 range.selectivity()
             }
+            CandidateScan::Intersect(scans) => {
+                scans.iter().map(Self::selectivity).max().unwrap_or(0) + 1
+            }
+            CandidateScan::Union(scans) => scans.iter().map(Self::selectivity).min().unwrap_or(0),
         }
     }
 }
@@ -55,14 +67,32 @@ impl CandidateScan {
 pub fn plan(query: &Query, schema: &Schema) -> CandidateScan {
     match query {
         Query::Term(term) => plan_term(term, schema),
-        // Any one conjunct's candidates contain every match; take the narrowest.
-        Query::And(clauses) => clauses
-            .iter()
-            .map(|c| plan(c, schema))
-            .max_by_key(CandidateScan::selectivity)
-            .unwrap_or(CandidateScan::All),
-        // A union or a complement is not one index range.
-        Query::Or(_) | Query::Not(_) => CandidateScan::All,
+        // Every conjunct's candidates contain every match: intersect the narrowest few.
+        Query::And(clauses) => {
+            let mut scans: Vec<CandidateScan> = clauses
+                .iter()
+                .map(|c| plan(c, schema))
+                .filter(|s| *s != CandidateScan::All)
+                .collect();
+            scans.sort_by_key(|s| std::cmp::Reverse(s.selectivity()));
+            scans.truncate(MAX_INTERSECTED);
+            match scans.len() {
+                0 => CandidateScan::All,
+                1 => scans.pop().expect("one scan"),
+                _ => CandidateScan::Intersect(scans),
+            }
+        }
+        // A match satisfies some disjunct: the union, unless one disjunct needs everything.
+        Query::Or(clauses) => {
+            let scans: Vec<CandidateScan> = clauses.iter().map(|c| plan(c, schema)).collect();
+            if scans.contains(&CandidateScan::All) {
+                CandidateScan::All
+            } else {
+                CandidateScan::Union(scans)
+            }
+        }
+        // A complement is not an index range.
+        Query::Not(_) => CandidateScan::All,
     }
 }
 

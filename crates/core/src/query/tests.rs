@@ -349,7 +349,30 @@ fn plans_pick_an_indexable_conjunct() {
             values: ValueRange::Any
         }
     );
-    assert_eq!(plan_of("thingName:a OR thingName:b"), CandidateScan::All);
+    assert_eq!(
+        plan_of("thingName:a OR thingName:b"),
+        CandidateScan::Union(vec![
+            CandidateScan::Names(ValueRange::Equals("a".into())),
+            CandidateScan::Names(ValueRange::Equals("b".into())),
+        ])
+    );
+    assert_eq!(
+        plan_of("thingName:a OR thingTypeName:b"),
+        CandidateScan::All
+    );
+    assert_eq!(
+        plan_of("attributes.site:S1 attributes.model:m7 thingTypeName:x"),
+        CandidateScan::Intersect(vec![
+            CandidateScan::Attribute {
+                key: "site".into(),
+                values: ValueRange::Equals("s1".into())
+            },
+            CandidateScan::Attribute {
+                key: "model".into(),
+                values: ValueRange::Equals("m7".into())
+            },
+        ])
+    );
     assert_eq!(plan_of("NOT thingName:a"), CandidateScan::All);
     assert_eq!(plan_of("thingName:*a"), CandidateScan::All);
 }
@@ -764,5 +787,7 @@ fn in_scan(scan: &CandidateScan, thing: &IndexedThing) -> bool {
             .attributes
             .get(key)
             .is_some_and(|v| in_range(values, v)),
+        CandidateScan::Intersect(scans) => scans.iter().all(|s| in_scan(s, thing)),
+        CandidateScan::Union(scans) => scans.iter().any(|s| in_scan(s, thing)),
     }
 }
