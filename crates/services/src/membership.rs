@@ -53,6 +53,10 @@ pub struct RebuildSummary {
     pub things_evaluated: usize,
     pub joined: usize,
     pub left: usize,
+    /// Reading and evaluating the candidates.
+    pub evaluate_time: std::time::Duration,
+    /// Storing the changes (durably) and announcing them.
+    pub store_time: std::time::Duration,
 }
 
 /// Parsed queries by group name, with the query string each was parsed from.
@@ -237,9 +241,11 @@ impl DynamicMembership {
         }
         summary.joined = changes.iter().filter(|c| c.join).count();
         summary.left = changes.len() - summary.joined;
+        summary.evaluate_time = started.elapsed();
         for batch in changes.chunks(CHANGE_BATCH) {
             self.apply(batch.to_vec()).await?;
         }
+        summary.store_time = started.elapsed() - summary.evaluate_time;
         metrics::histogram!("drover_dynamic_group_rebuild_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
