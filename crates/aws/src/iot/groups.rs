@@ -23,6 +23,17 @@ pub(super) struct WireThingGroupProperties {
     pub(super) attribute_payload: Option<WireAttributePayload>,
 }
 
+impl WireThingGroupProperties {
+    /// The properties as an update (UpdateThingGroup, UpdateDynamicThingGroup).
+    pub(super) fn into_update(self, expected_version: Option<i64>) -> ThingGroupUpdate {
+        ThingGroupUpdate {
+            description: self.thing_group_description,
+            attribute_payload: self.attribute_payload.map(Into::into),
+            expected_version,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CreateThingGroupRequest {
@@ -114,14 +125,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::invalid_request("thingGroupProperties is required"))?;
     let version = state
         .registry
-        .update_thing_group(
-            &name,
-            ThingGroupUpdate {
-                description: properties.thing_group_description,
-                attribute_payload: properties.attribute_payload.map(Into::into),
-                expected_version: request.expected_version,
-            },
-        )
+        .update_thing_group(&name, properties.into_update(request.expected_version))
         .await?;
     Ok(ok(json!({ "version": version })))
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use drover_core::indexing::{IndexingConfiguration, ThingGroupIndexingConfiguration};
 use drover_core::query::IndexedThing;
-use drover_core::registry::{ThingGroupSpec, ThingGroupUpdate};
+use drover_core::registry::ThingGroupSpec;
 use drover_services::dynamic_groups::{DynamicGroupSpec, DynamicGroupUpdate};
 use drover_services::index::IndexQuery;
 use serde::Deserialize;
@@ -222,11 +222,7 @@ pub async fn update_dynamic_group(
         .update_dynamic_thing_group(
             &name,
             DynamicGroupUpdate {
-                properties: ThingGroupUpdate {
-                    description: properties.thing_group_description,
-                    attribute_payload: properties.attribute_payload.map(Into::into),
-                    expected_version: request.expected_version,
-                },
+                properties: properties.into_update(request.expected_version),
                 query_string: request.query_string,
                 index_name: request.index_name,
                 query_version: request.query_version,

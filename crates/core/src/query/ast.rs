@@ -93,6 +93,17 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
+    /// The range `field OP value` selects.
+    pub fn bounds(self, value: &str) -> (Bound, Bound) {
+        let value = value.to_string();
+        match self {
+            CompareOp::Lt => (Bound::Unbounded, Bound::Exclusive(value)),
+            CompareOp::Le => (Bound::Unbounded, Bound::Inclusive(value)),
+            CompareOp::Gt => (Bound::Exclusive(value), Bound::Unbounded),
+            CompareOp::Ge => (Bound::Inclusive(value), Bound::Unbounded),
+        }
+    }
+
     pub fn symbol(self) -> &'static str {
         match self {
             CompareOp::Lt => "<",

@@ -313,12 +313,7 @@ fn compile_term(term: &Term, schema: &Schema) -> Result<Node, String> {
     let (lower, upper) = match &term.predicate {
         Predicate::Exists => return Ok(Node::Leaf(source, Test::Exists)),
         Predicate::Range { lower, upper } => (lower.clone(), upper.clone()),
-        Predicate::Compare(op, value) => match op {
-            CompareOp::Lt => (Bound::Unbounded, Bound::Exclusive(value.clone())),
-            CompareOp::Le => (Bound::Unbounded, Bound::Inclusive(value.clone())),
-            CompareOp::Gt => (Bound::Exclusive(value.clone()), Bound::Unbounded),
-            CompareOp::Ge => (Bound::Inclusive(value.clone()), Bound::Unbounded),
-        },
+        Predicate::Compare(op, value) => op.bounds(value),
         Predicate::Matches(text) => {
             let test = match schema.field_type(field) {
                 FieldType::String => Test::Text(text_test(text)),

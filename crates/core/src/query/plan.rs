@@ -113,13 +113,7 @@ fn plan_term(term: &Term, schema: &Schema) -> CandidateScan {
                 upper: fold_bound(upper),
             },
             Predicate::Compare(op, value) => {
-                let value = fold(value);
-                let (lower, upper) = match op {
-                    CompareOp::Lt => (Bound::Unbounded, Bound::Exclusive(value)),
-                    CompareOp::Le => (Bound::Unbounded, Bound::Inclusive(value)),
-                    CompareOp::Gt => (Bound::Exclusive(value), Bound::Unbounded),
-                    CompareOp::Ge => (Bound::Inclusive(value), Bound::Unbounded),
-                };
+                let (lower, upper) = op.bounds(&fold(value));
                 ValueRange::Between { lower, upper }
             }
         })
