@@ -33,7 +33,7 @@ const CONFIGURATION_KEY: &str = "indexing_configuration";
 /// Documents read per store round trip during a rebuild.
 const DOCUMENT_BATCH: usize = 2_000;
 /// Membership changes written per transaction during a rebuild.
-const CHANGE_BATCH: usize = 10_000;
+const CHANGE_BATCH: usize = 50_000;
 /// Events a slow subscriber may fall behind by before it sees `Lagged` and must reconcile.
 const EVENT_BUFFER: usize = 65_536;
 
@@ -257,6 +257,22 @@ impl DynamicMembership {
             "rebuilt dynamic thing groups"
         );
         Ok(summary)
+    }
+
+    /// Rebuilds one dynamic group now (a repair tool; also how benchmarks time a build's
+    /// phases). Not found when the group does not exist or is static.
+    pub async fn rebuild_group(&self, name: &str) -> ServiceResult<RebuildSummary> {
+        let _exclusive = self.exclusive().await;
+        let group = self
+            .store
+            .get_thing_group(name)
+            .await?
+            .filter(|g| g.dynamic.is_some())
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("Dynamic thing group {name} cannot be found."))
+            })?;
+        let schema = self.configuration().await?.schema();
+        self.rebuild(std::slice::from_ref(&group), &schema).await
     }
 
     /// Rebuilds every dynamic group; run at start (see the module comment).
