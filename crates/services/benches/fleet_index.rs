@@ -236,7 +236,7 @@ async fn main() {
             "none",
         ),
         (
-            "rare match, full scan of 100k",
+            "OR of two attribute values (union)",
             "attributes.site:site-3 OR attributes.serial:SN-0000001",
             "none",
         ),
