@@ -30,6 +30,29 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print a presigned URL for an artifact on this server's S3 endpoint, signed with the
+    /// server-held presigner key (the same URLs jobs hand to devices).
+    Presign(PresignArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PresignArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// `s3://bucket/key` or any S3 URL form job documents accept.
+    pub url: String,
+    /// The request the URL allows.
+    #[arg(long, value_enum, default_value = "get")]
+    pub method: PresignMethodArg,
+    /// Seconds the URL stays valid (1 to 604800).
+    #[arg(long, default_value_t = 3600)]
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PresignMethodArg {
+    Get,
+    Put,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::routing::get;
 use drover_aws::{ApiState, AuthState, Endpoints};
 use drover_core::arn::ArnScope;
+use drover_s3::{Presigner, S3State, Storage};
 use drover_services::{AccessKeys, Clock, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
@@ -42,6 +43,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding --http-addr {}", args.http_addr))?;
     let http_addr = http_listener.local_addr()?;
+    let s3_listener = TcpListener::bind(args.s3_addr)
+        .await
+        .with_context(|| format!("binding --s3-addr {}", args.s3_addr))?;
+    let s3_addr = s3_listener.local_addr()?;
+    let artifacts_dir = dir.artifacts();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&artifacts_dir))
+        .await
+        .context("opening the artifact store panicked")?
+        .with_context(|| format!("opening the artifact store {}", dir.artifacts().display()))?;
+    // Built now so a misconfiguration shows at start; the Jobs service will hold it to
+    // substitute presigned URLs into job documents at each delivery.
+    let _presigner = presigner(&keys, &args.region, &advertised(s3_addr, &args.hostname)).await?;
 
     let scope = ArnScope::new(args.region.clone(), account_id.clone());
     let registry = Registry::new(store.clone(), scope, clock.clone());
@@ -50,6 +63,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         jobs: advertised(http_addr, &args.hostname),
         credential_provider: advertised(http_addr, &args.hostname),
     };
+    let s3_app = drover_s3::router(S3State {
+        storage,
+        keys: keys.clone(),
+        region: args.region.clone(),
+    });
     let auth = AuthState {
         keys,
         region: args.region.clone(),
@@ -75,7 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         region: args.region.clone(),
         http_addr: http_addr.to_string(),
         mqtt_addr: args.mqtt_addr.to_string(),
-        s3_addr: args.s3_addr.to_string(),
+        s3_addr: s3_addr.to_string(),
         database: match &args.database_url {
             Some(url) => redact_url(url),
             None => dir.database().display().to_string(),
@@ -87,10 +105,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(https::serve(http_listener, tls, app, shutdown_rx));
-    tracing::info!(%http_addr, account_id, region = %args.region, "drover is serving the AWS IoT API");
+    let server = tokio::spawn(https::serve(
+        http_listener,
+        tls.clone(),
+        app,
+        shutdown_rx.clone(),
+    ));
+    let s3_server = tokio::spawn(https::serve(s3_listener, tls, s3_app, shutdown_rx));
+    tracing::info!(%http_addr, %s3_addr, account_id, region = %args.region, "drover is serving the AWS IoT API and the S3 artifact store");
     println!(
-        "drover listening on https://{http_addr} (account {account_id}, region {})",
+        "drover listening on https://{http_addr} (account {account_id}, region {}), S3 on https://{s3_addr}",
         args.region
     );
     println!(
@@ -104,6 +128,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     server.await.context("the HTTPS listener panicked")?;
+    s3_server.await.context("the S3 listener panicked")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -157,6 +182,32 @@ async fn ensure_admin_credentials(
     Ok(())
 }
 
+/// Description of the server-held access key that signs presigned artifact URLs.
+pub const PRESIGNER_KEY_DESCRIPTION: &str = "drover presigner (signs presigned artifact URLs)";
+
+/// The presigner for `endpoint` (host:port), signing with the server-held presigner key,
+/// created on first use and shared through the store by every node.
+pub async fn presigner(keys: &AccessKeys, region: &str, endpoint: &str) -> Result<Presigner> {
+    let all = keys.list().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = match all
+        .into_iter()
+        .find(|k| k.description == PRESIGNER_KEY_DESCRIPTION)
+    {
+        Some(k) => k,
+        None => keys
+            .create(PRESIGNER_KEY_DESCRIPTION)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    Presigner::new(
+        &format!("https://{endpoint}"),
+        region,
+        &key.access_key_id,
+        &key.secret_access_key,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// A 12-digit AWS-style account id.
 fn generate_account_id() -> String {
     let mut rng = rand::rng();
@@ -168,7 +219,7 @@ fn generate_account_id() -> String {
 }
 
 /// The host:port clients should dial for a listener bound to `addr`.
-fn advertised(addr: SocketAddr, hostnames: &[String]) -> String {
+pub fn advertised(addr: SocketAddr, hostnames: &[String]) -> String {
     if addr.ip().is_unspecified() {
         let host = hostnames.first().map(String::as_str).unwrap_or("localhost");
         format!("{host}:{}", addr.port())
