@@ -10,9 +10,11 @@ use aws_lc_rs::digest;
 /// S3's key length limit, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// Why a bucket name is refused (S3's bucket naming rules).
+/// Why a bucket name is refused: S3's bucket naming rules, except that names shorter than
+/// S3's minimum of 3 are allowed (deliberately: short names like `fw` are common on a
+/// self-hosted store, and no global namespace needs protecting).
 pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    let len_ok = (3..=63).contains(&name.len());
+    let len_ok = (1..=63).contains(&name.len());
     let chars_ok = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
@@ -71,13 +73,11 @@ mod tests {
 
     #[test]
     fn bucket_names_follow_s3_rules() {
-        for ok in ["fw", "my-bucket", "a.b.c", "abc", "123"] {
-            if ok.len() >= 3 {
-                assert!(check_bucket_name(ok).is_ok(), "{ok}");
-            }
+        for ok in ["fw", "f", "my-bucket", "a.b.c", "abc", "123"] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "ab",
+            "",
             "Upper",
             "-lead",
             "trail-",
