@@ -4,12 +4,13 @@ The shell block between the walkthrough markers in README.md is executed with ba
 directory whose `drover-data` is the test server's data directory; only the port differs
 (the README uses the default 8443). Then the registry must hold what the walkthrough made."""
 
+import os
 import re
 import subprocess
 
 import boto3
 
-from drover_proc import REPO, DroverProcess
+from drover_proc import REPO, DroverProcess, drover_bin
 
 
 def walkthrough_script():
@@ -44,5 +45,38 @@ def test_readme_walkthrough_runs_as_printed(tmp_path):
         ).client("iot", endpoint_url=server.endpoint, verify=server.ca_file)
         assert iot.describe_thing(thingName="dev1")["attributes"] == {"app_version": "2.0", "site": "lab"}
         assert iot.list_things_in_thing_group(thingGroupName="lab-devices")["things"] == ["dev1"]
+    finally:
+        server.stop()
+
+
+def s3_walkthrough_script():
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- s3-walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- s3-walkthrough:end -->", text, re.S)
+    assert block, "README.md has no S3 walkthrough block"
+    return block.group(1)
+
+
+def test_readme_s3_walkthrough_runs_as_printed(tmp_path):
+    """The artifact-store section: awscli upload with only the credentials and CA exported
+    (no config file: botocore picks path-style for localhost itself), then a presigned
+    download with curl."""
+    server = DroverProcess(tmp_path / "drover-data").start()
+    try:
+        script = s3_walkthrough_script()
+        assert "https://localhost:9443" in script
+        script = script.replace("https://localhost:9443", f"https://localhost:{server.s3_port}")
+        env = {k: v for k, v in server.client_env().items() if not k.startswith("AWS_")}
+        env["AWS_CONFIG_FILE"] = str(tmp_path / "no-such-config")
+        env["PATH"] = os.pathsep.join([os.path.dirname(drover_bin()), env["PATH"]])
+        if server.database_url:
+            # `drover presign` reads the same store as the server (DROVER_DATABASE_URL).
+            env["DROVER_DATABASE_URL"] = server.database_url
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, f"walkthrough failed:\n{result.stdout}\n{result.stderr}"
+        assert re.search(r"20000000 app-2\.0\.bin", result.stdout), result.stdout
+        assert result.stdout.strip().endswith("download verified"), result.stdout
     finally:
         server.stop()
