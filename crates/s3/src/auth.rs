@@ -24,7 +24,7 @@ pub enum Payload {
     /// The body must hash to this (lower-case hex SHA-256).
     Sha256(String),
     /// `aws-chunked`; `Some` signer when every chunk is signed.
-    Chunked(Option<ChunkSigner>),
+    Chunked(Option<Box<ChunkSigner>>),
 }
 
 /// A verified request.
@@ -87,7 +87,7 @@ pub async fn authenticate(keys: &AccessKeys, region: &str, parts: &Parts) -> S3R
         Some("STREAMING-UNSIGNED-PAYLOAD-TRAILER") => Payload::Chunked(None),
         Some(
             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
-        ) => Payload::Chunked(Some(ChunkSigner {
+        ) => Payload::Chunked(Some(Box::new(ChunkSigner {
             key: sigv4::signing_key(
                 &key.secret_access_key,
                 &credential.date,
@@ -100,7 +100,7 @@ pub async fn authenticate(keys: &AccessKeys, region: &str, parts: &Parts) -> S3R
                 credential.date, credential.region, credential.service
             ),
             previous: credential.signature.clone(),
-        })),
+        }))),
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Payload::Sha256(h.to_ascii_lowercase())
         }
@@ -138,7 +138,11 @@ const V2_SIGNED_PARAMS: [&str; 14] = [
 /// Verifies a SigV2 presigned URL: `base64(HMAC-SHA1(secret, StringToSign))` where
 /// StringToSign is method, Content-MD5, Content-Type, Expires, `x-amz-*` headers and the
 /// resource (path plus signed sub-resources).
-async fn authenticate_v2_query(keys: &AccessKeys, parts: &Parts, raw_query: &str) -> S3Result<Auth> {
+async fn authenticate_v2_query(
+    keys: &AccessKeys,
+    parts: &Parts,
+    raw_query: &str,
+) -> S3Result<Auth> {
     use aws_lc_rs::hmac;
     use base64::Engine;
     let query = sigv4::query_pairs(raw_query);
@@ -149,10 +153,11 @@ async fn authenticate_v2_query(keys: &AccessKeys, parts: &Parts, raw_query: &str
             .map(|(_, v)| v.as_str())
             .ok_or(SigV4Error::Missing)
     };
-    let (access_key_id, signature, expires) = (get("AWSAccessKeyId")?, get("Signature")?, get("Expires")?);
-    let expires: i64 = expires
-        .parse()
-        .map_err(|_| S3Error::invalid_argument("Expires must be a number of seconds since the epoch"))?;
+    let (access_key_id, signature, expires) =
+        (get("AWSAccessKeyId")?, get("Signature")?, get("Expires")?);
+    let expires: i64 = expires.parse().map_err(|_| {
+        S3Error::invalid_argument("Expires must be a number of seconds since the epoch")
+    })?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if now > expires || expires - now > sigv4::MAX_PRESIGN_EXPIRES_SECS {
         return Err(SigV4Error::Expired("Request has expired".into()).into());
@@ -176,7 +181,12 @@ async fn authenticate_v2_query(keys: &AccessKeys, parts: &Parts, raw_query: &str
         .headers
         .iter()
         .filter(|(n, _)| n.as_str().starts_with("x-amz-"))
-        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").trim().to_string()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                v.to_str().unwrap_or("").trim().to_string(),
+            )
+        })
         .collect();
     amz.sort();
     let mut signed_params: Vec<(String, String)> = raw_query
@@ -206,11 +216,17 @@ async fn authenticate_v2_query(keys: &AccessKeys, parts: &Parts, raw_query: &str
     string_to_sign.push_str(parts.uri.path());
     if !signed_params.is_empty() {
         string_to_sign.push('?');
-        let joined: Vec<String> = signed_params.into_iter().map(|(k, v)| format!("{k}{v}")).collect();
+        let joined: Vec<String> = signed_params
+            .into_iter()
+            .map(|(k, v)| format!("{k}{v}"))
+            .collect();
         string_to_sign.push_str(&joined.join("&"));
     }
     let mac = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key.secret_access_key.as_bytes()),
+        &hmac::Key::new(
+            hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            key.secret_access_key.as_bytes(),
+        ),
         string_to_sign.as_bytes(),
     );
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.as_ref());

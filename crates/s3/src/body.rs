@@ -44,7 +44,7 @@ pub struct Verified {
 
 enum Sink {
     Memory(Vec<u8>, usize),
-    File(Option<PendingObject>, BytesMut),
+    File(Option<Box<PendingObject>>, BytesMut),
 }
 
 impl Sink {
@@ -72,7 +72,7 @@ impl Sink {
     }
 }
 
-async fn flush(pending: &mut Option<PendingObject>, batch: &mut BytesMut) -> S3Result<()> {
+async fn flush(pending: &mut Option<Box<PendingObject>>, batch: &mut BytesMut) -> S3Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -116,16 +116,11 @@ async fn drain(
             }
             Some(d) => {
                 d.push(&data);
-                loop {
-                    match d.step()? {
-                        Step::Data(chunk) => {
-                            if d.decoded_len > MAX_PUT_BYTES {
-                                return Err(too_large());
-                            }
-                            sink.put(chunk).await?
-                        }
-                        Step::NeedMore | Step::Done => break,
+                while let Step::Data(chunk) = d.step()? {
+                    if d.decoded_len > MAX_PUT_BYTES {
+                        return Err(too_large());
                     }
+                    sink.put(chunk).await?
                 }
             }
         }
@@ -154,13 +149,16 @@ pub async fn receive_object(
     headers: &HeaderMap,
     pending: PendingObject,
 ) -> S3Result<(PendingObject, Digests, Verified)> {
-    let mut sink = Sink::File(Some(pending), BytesMut::with_capacity(WRITE_BATCH));
+    let mut sink = Sink::File(
+        Some(Box::new(pending)),
+        BytesMut::with_capacity(WRITE_BATCH),
+    );
     let (len, trailers) = drain(body, &mut payload, &mut sink).await?;
     let Sink::File(mut pending, mut batch) = sink else {
         unreachable!("the sink is a file sink")
     };
     flush(&mut pending, &mut batch).await?;
-    let pending = pending.expect("a pending object is present after the last write");
+    let pending = *pending.expect("a pending object is present after the last write");
     let digests = pending.digests();
     let verified = verify(&payload, headers, &trailers, len, &digests)?;
     Ok((pending, digests, verified))

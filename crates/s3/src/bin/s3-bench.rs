@@ -46,7 +46,10 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.ca.is_empty() || args.urls.is_empty() {
-        return Err("usage: s3-bench --ca CA.pem --urls FILE [--concurrency N] [--duration S] [--label L]".into());
+        return Err(
+            "usage: s3-bench --ca CA.pem --urls FILE [--concurrency N] [--duration S] [--label L]"
+                .into(),
+        );
     }
     Ok(args)
 }
@@ -58,10 +61,21 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
         .ok_or_else(|| format!("not an https URL: {url}"))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("bad port in {url}"))?),
+        Some((h, p)) => (
+            h.to_string(),
+            p.parse().map_err(|_| format!("bad port in {url}"))?,
+        ),
         None => (authority.to_string(), 443),
     };
-    Ok((host, port, if path.is_empty() { "/".into() } else { path.into() }))
+    Ok((
+        host,
+        port,
+        if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
+    ))
 }
 
 #[derive(Default)]
