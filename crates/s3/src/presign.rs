@@ -7,6 +7,7 @@
 //! verifies it with the same code as any client's.
 
 use drover_aws::sigv4::{self, Canonicalization, Credential, SignedRequest, uri_encode};
+use drover_core::placeholder::{self, Access, PlaceholderError, SubstituteError};
 use time::OffsetDateTime;
 
 /// Which request the URL allows.
@@ -36,6 +37,8 @@ pub enum PresignError {
     Expiry,
     #[error("endpoint must look like https://host[:port]")]
     Endpoint,
+    #[error("{0}")]
+    Placeholder(PlaceholderError),
 }
 
 impl Presigner {
@@ -123,6 +126,33 @@ impl Presigner {
     }
 }
 
+impl Presigner {
+    /// What Jobs calls at each delivery: `document` with every presigned-URL placeholder
+    /// replaced by a URL for `thing_name`, valid for `expires_in_sec`
+    /// (`presignedUrlConfig.expiresInSec`: 60..=3600, default 3600).
+    pub fn presign_job_document(
+        &self,
+        document: &str,
+        thing_name: &str,
+        expires_in_sec: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<String, PresignError> {
+        let expires =
+            placeholder::presign_expiry(expires_in_sec).map_err(PresignError::Placeholder)?;
+        placeholder::substitute(document, thing_name, |access, bucket, key| {
+            let method = match access {
+                Access::Get => PresignMethod::Get,
+                Access::Put => PresignMethod::Put,
+            };
+            self.presign(method, bucket, key, expires, now)
+        })
+        .map_err(|e| match e {
+            SubstituteError::Placeholder(p) => PresignError::Placeholder(p),
+            SubstituteError::Presign(p) => p,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +210,47 @@ mod tests {
             Err(PresignError::Expiry)
         );
         assert!(Presigner::new("ftp://x", "r", "a", "s").is_err());
+    }
+
+    #[test]
+    fn job_documents_get_urls_per_thing() {
+        let p = Presigner::new(
+            "https://iot.example.com:9443",
+            "eu-west-1",
+            "AKID",
+            "secret",
+        )
+        .unwrap();
+        let doc = r#"{"url":"${aws:iot:s3-presigned-url:https://s3.eu-west-1.amazonaws.com/fw/app.bin}","upload":"${drover:s3-presigned-put-url:s3://cfg/${iot:ThingName}.json}"}"#;
+        let out = p
+            .presign_job_document(doc, "dev-7", None, at(1_700_000_000))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let url = v["url"].as_str().unwrap();
+        assert!(url.starts_with("https://iot.example.com:9443/fw/app.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20231114%2Feu-west-1%2Fs3%2Faws4_request&"));
+        assert!(url.contains("X-Amz-Expires=3600&"));
+        let upload = v["upload"].as_str().unwrap();
+        assert!(upload.starts_with("https://iot.example.com:9443/cfg/dev-7.json?"));
+        assert_eq!(
+            p.presign(
+                PresignMethod::Put,
+                "cfg",
+                "dev-7.json",
+                3600,
+                at(1_700_000_000)
+            )
+            .unwrap(),
+            upload
+        );
+        assert!(matches!(
+            p.presign_job_document(doc, "dev-7", Some(30), at(0)),
+            Err(PresignError::Placeholder(
+                PlaceholderError::ExpiresOutOfRange(30)
+            ))
+        ));
+        let out = p
+            .presign_job_document(doc, "dev-7", Some(60), at(1_700_000_000))
+            .unwrap();
+        assert!(out.contains("X-Amz-Expires=60&"));
     }
 }

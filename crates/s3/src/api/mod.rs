@@ -158,6 +158,9 @@ async fn dispatch(state: S3State, request: Request) -> S3Result<Response> {
             _ => Err(S3Error::method_not_allowed()),
         },
         (true, true) => match *m {
+            Method::PUT if ctx.has("uploadId") && ctx.header("x-amz-copy-source").is_some() => {
+                Err(S3Error::not_implemented("UploadPartCopy"))
+            }
             Method::PUT if ctx.has("uploadId") => multipart::upload_part(ctx, body).await,
             Method::PUT if ctx.header("x-amz-copy-source").is_some() => {
                 object::copy(&ctx, body).await
