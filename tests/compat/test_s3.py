@@ -7,6 +7,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -64,6 +65,18 @@ def test_awscli_mb_cp_ls_rm_rb_and_a_100mb_multipart_round_trip(drover, tmp_path
     back = tmp_path / "back.bin"
     drover.awscli("s3", "cp", "--only-show-errors", f"s3://{name}/app-2.0.bin", str(back))
     assert sha256_file(back) == sha256_file(big)
+    # One whole-object GET of the 100 MB object through a presigned URL, as a device would.
+    url = drover.s3_client().generate_presigned_url("get_object", Params={"Bucket": name, "Key": "app-2.0.bin"})
+    with requests.get(url, verify=drover.ca, stream=True, timeout=60) as r:
+        h = hashlib.sha256()
+        for block in r.iter_content(1 << 20):
+            h.update(block)
+    assert h.hexdigest() == sha256_file(big)
+    # Bodies stream through the server in bounded buffers: its peak memory stays well below
+    # the size of the object it received and sent.
+    peak_kib = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{drover.server.pid}/status").read_text()).group(1))
+    print(f"drover peak RSS after 100 MB up and down: {peak_kib} KiB")
+    assert peak_kib < 80 * 1024, peak_kib
 
     head = json.loads(drover.awscli("s3api", "head-object", "--bucket", name, "--key", "app-2.0.bin").stdout)
     assert head["ContentLength"] == 100 << 20

@@ -128,4 +128,38 @@ mod tests {
         assert_eq!(resolve(Some("bytes=-"), 100), Full);
         assert_eq!(resolve(Some("bytes=+1-2"), 100), Full);
     }
+
+    /// Every `bytes=a-b` over a small object agrees with the definition: served bytes are
+    /// `a..=min(b, size-1)`, and a start at or past the end is unsatisfiable.
+    #[test]
+    fn exhaustive_small_ranges_match_the_definition() {
+        for size in 0u64..6 {
+            for a in 0u64..8 {
+                for b in a..8 {
+                    let got = resolve(Some(&format!("bytes={a}-{b}")), size);
+                    let want = if a >= size {
+                        Unsatisfiable
+                    } else {
+                        Partial {
+                            start: a,
+                            end: (b + 1).min(size),
+                        }
+                    };
+                    assert_eq!(got, want, "size {size} bytes={a}-{b}");
+                }
+                let suffix = resolve(Some(&format!("bytes=-{a}")), size);
+                if a == 0 || size == 0 {
+                    assert_eq!(suffix, Unsatisfiable);
+                } else {
+                    assert_eq!(
+                        suffix,
+                        Partial {
+                            start: size.saturating_sub(a),
+                            end: size
+                        }
+                    );
+                }
+            }
+        }
+    }
 }
