@@ -159,6 +159,16 @@ def test_boto3_put_get_head_copy_delete(s3, bucket):
     head = s3.head_object(Bucket=bucket, Key="fw/app 1.0+rc.bin")
     assert head["ContentLength"] == len(body) and head["ETag"] == put["ETag"]
 
+    # Conditional GETs: a device re-checking an artifact it already has.
+    for cond in ({"IfNoneMatch": put["ETag"]}, {"IfModifiedSince": head["LastModified"]}):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.get_object(Bucket=bucket, Key="fw/app 1.0+rc.bin", **cond)
+        assert s3_error(e)[0] == 304, cond
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="fw/app 1.0+rc.bin", IfMatch='"0000"')
+    assert s3_error(e) == (412, "PreconditionFailed")
+    assert s3.get_object(Bucket=bucket, Key="fw/app 1.0+rc.bin", IfMatch=put["ETag"])["ContentLength"] == len(body)
+
     copy = s3.copy_object(Bucket=bucket, Key="fw/copy.bin", CopySource={"Bucket": bucket, "Key": "fw/app 1.0+rc.bin"})
     assert copy["CopyObjectResult"]["ETag"] == put["ETag"]
     copied = s3.get_object(Bucket=bucket, Key="fw/copy.bin")

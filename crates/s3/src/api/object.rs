@@ -1,5 +1,5 @@
-//! Object operations: PutObject, GetObject (with Range), HeadObject, DeleteObject,
-//! DeleteObjects, CopyObject.
+//! Object operations: PutObject, GetObject (with Range and conditional headers), HeadObject,
+//! DeleteObject, DeleteObjects, CopyObject.
 
 use std::collections::BTreeMap;
 
@@ -142,11 +142,36 @@ pub async fn get(ctx: &Ctx, head: bool) -> S3Result<Response> {
             "At least one of the pre-conditions you specified did not hold",
         ));
     }
-    if let Some(m) = ctx.header("if-none-match")
-        && etag_matches(m, &meta.etag)
+    // RFC 9110 precedence: If-Match, else If-Unmodified-Since; If-None-Match, else
+    // If-Modified-Since. HTTP dates have whole seconds.
+    let modified_secs = meta.last_modified_ms.div_euclid(1000);
+    let since = |name: &str| {
+        ctx.header(name)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    };
+    if ctx.header("if-match").is_none()
+        && since("if-unmodified-since").is_some_and(|t| modified_secs > t)
     {
+        return Err(S3Error::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ));
+    }
+    let not_modified = match ctx.header("if-none-match") {
+        Some(m) => etag_matches(m, &meta.etag),
+        None => since("if-modified-since").is_some_and(|t| modified_secs <= t),
+    };
+    if not_modified {
         let mut r = empty(StatusCode::NOT_MODIFIED);
         set(r.headers_mut(), "etag", &etag);
+        set(
+            r.headers_mut(),
+            "last-modified",
+            &http_date(meta.last_modified_ms),
+        );
         return Ok(r);
     }
 
