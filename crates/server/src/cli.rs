@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// `postgres://...` to keep state in PostgreSQL instead of SQLite in the data directory.
     #[arg(long, env = "DROVER_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Keep artifacts in an external S3-compatible store instead of the data directory
+    /// (scale-out): `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&ca_bundle=PATH]`, credentials
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "DROVER_ARTIFACTS_URL")]
+    pub artifacts_url: Option<String>,
     /// Log format on stderr.
     #[arg(long, env = "DROVER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

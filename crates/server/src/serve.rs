@@ -9,6 +9,8 @@ use axum::Router;
 use axum::routing::get;
 use drover_aws::{ApiState, AuthState, Endpoints};
 use drover_core::arn::ArnScope;
+use drover_s3::storage::Backend;
+use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
 use drover_services::{AccessKeys, Clock, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
@@ -47,11 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding --s3-addr {}", args.s3_addr))?;
     let s3_addr = s3_listener.local_addr()?;
-    let artifacts_dir = dir.artifacts();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&artifacts_dir))
-        .await
-        .context("opening the artifact store panicked")?
-        .with_context(|| format!("opening the artifact store {}", dir.artifacts().display()))?;
+    let storage = open_artifacts(&dir, args.artifacts_url.as_deref()).await?;
     // Built now so a misconfiguration shows at start; the Jobs service will hold it to
     // substitute presigned URLs into job documents at each delivery.
     let _presigner = presigner(&keys, &args.region, &advertised(s3_addr, &args.hostname)).await?;
@@ -180,6 +178,31 @@ async fn ensure_admin_credentials(
         }
     }
     Ok(())
+}
+
+/// The artifact store: files in the data directory, or the external store `--artifacts-url`
+/// names (bodies are still received into the data directory's `artifacts/tmp`).
+async fn open_artifacts(dir: &DataDir, artifacts_url: Option<&str>) -> Result<Backend> {
+    let root = dir.artifacts();
+    match artifacts_url {
+        None => {
+            let storage = tokio::task::spawn_blocking(move || Storage::open(&root))
+                .await
+                .context("opening the artifact store panicked")?
+                .with_context(|| {
+                    format!("opening the artifact store {}", dir.artifacts().display())
+                })?;
+            Ok(Backend::Local(storage))
+        }
+        Some(url) => {
+            let config = RemoteConfig::parse(url).map_err(anyhow::Error::msg)?;
+            let remote = RemoteStorage::new(&config).map_err(anyhow::Error::msg)?;
+            let tmp = drover_s3::storage::prepare_tmp(&root)
+                .with_context(|| format!("preparing {}", root.display()))?;
+            tracing::info!(bucket = %config.bucket, prefix = %config.prefix, "artifacts live in an external S3 store");
+            Ok(Backend::Remote(remote, tmp))
+        }
+    }
 }
 
 /// Description of the server-held access key that signs presigned artifact URLs.

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{Ctx, Incoming, blocking, empty, iso8601, now_ms, xml_response};
+use super::{Ctx, Incoming, empty, iso8601, now_ms, storage_error, xml_response};
 use crate::body::receive_small;
 use crate::error::{S3Error, S3Result};
 use crate::xml::Doc;
@@ -17,7 +17,13 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
         .elem("DisplayName", "drover")
         .close();
     doc.open("Buckets");
-    for (name, created) in ctx.state.storage.list_buckets() {
+    for (name, created) in ctx
+        .state
+        .storage
+        .list_buckets()
+        .await
+        .map_err(storage_error)?
+    {
         doc.open("Bucket")
             .elem("Name", &name)
             .elem("CreationDate", &iso8601(created))
@@ -31,9 +37,11 @@ pub async fn create(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
     // The optional CreateBucketConfiguration names a region; drover has one, so it is read
     // (and its signature checked) but not interpreted.
     let _ = receive_small(body.body, body.payload, &ctx.headers, 64 * 1024).await?;
-    let storage = ctx.state.storage.clone();
-    let bucket = ctx.bucket().to_string();
-    blocking(move || storage.create_bucket(&bucket, now_ms())).await?;
+    ctx.state
+        .storage
+        .create_bucket(ctx.bucket(), now_ms())
+        .await
+        .map_err(storage_error)?;
     Ok((
         StatusCode::OK,
         [("location", format!("/{}", ctx.bucket()))],
@@ -43,14 +51,16 @@ pub async fn create(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
 }
 
 pub async fn delete(ctx: &Ctx) -> S3Result<Response> {
-    let storage = ctx.state.storage.clone();
-    let bucket = ctx.bucket().to_string();
-    blocking(move || storage.delete_bucket(&bucket)).await?;
+    ctx.state
+        .storage
+        .delete_bucket(ctx.bucket())
+        .await
+        .map_err(storage_error)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn head(ctx: &Ctx) -> S3Result<Response> {
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
     Ok((
@@ -62,7 +72,7 @@ pub async fn head(ctx: &Ctx) -> S3Result<Response> {
 }
 
 pub async fn location(ctx: &Ctx) -> S3Result<Response> {
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
     // S3 reports us-east-1 as an empty constraint.
@@ -79,8 +89,16 @@ pub async fn location(ctx: &Ctx) -> S3Result<Response> {
 }
 
 pub async fn versioning(ctx: &Ctx) -> S3Result<Response> {
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
     Ok(xml_response(Doc::new("VersioningConfiguration").finish()))
+}
+
+pub(crate) async fn bucket_exists(ctx: &Ctx) -> S3Result<bool> {
+    ctx.state
+        .storage
+        .bucket_exists(ctx.bucket())
+        .await
+        .map_err(storage_error)
 }

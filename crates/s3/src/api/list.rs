@@ -8,7 +8,7 @@ use axum::response::Response;
 use base64::Engine;
 use drover_aws::sigv4::uri_encode;
 
-use super::{Ctx, iso8601, xml_response};
+use super::{Ctx, iso8601, storage_error, xml_response};
 use crate::error::{S3Error, S3Result};
 use crate::storage::IndexEntry;
 use crate::xml::Doc;
@@ -60,56 +60,81 @@ pub(crate) struct Page {
     pub last: Option<Marker>,
 }
 
-/// Lists keys under `prefix` after `after`, grouping by `delimiter`, at most `max` entries.
-pub(crate) fn page(
-    scan: impl FnOnce(Option<&str>, &mut dyn FnMut(&str, &IndexEntry) -> bool),
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: Option<&Marker>,
+/// Builds one page of a listing from keys visited in order.
+pub(crate) struct Pager<'a> {
+    prefix: &'a str,
+    delimiter: Option<&'a str>,
+    after: Option<&'a Marker>,
     max: usize,
-) -> Page {
-    let mut out = Page::default();
-    let from = match after {
-        Some(m) if m.text() > prefix => m.text().to_string(),
-        _ => prefix.to_string(),
-    };
-    let mut count = 0;
-    let mut visit = |key: &str, entry: &IndexEntry| -> bool {
+    count: usize,
+    out: Page,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(
+        prefix: &'a str,
+        delimiter: Option<&'a str>,
+        after: Option<&'a Marker>,
+        max: usize,
+    ) -> Self {
+        Self {
+            prefix,
+            delimiter: delimiter.filter(|d| !d.is_empty()),
+            after,
+            max,
+            count: 0,
+            out: Page::default(),
+        }
+    }
+
+    /// The first key worth visiting.
+    pub fn from(&self) -> String {
+        match self.after {
+            Some(m) if m.text() > self.prefix => m.text().to_string(),
+            _ => self.prefix.to_string(),
+        }
+    }
+
+    /// Takes the next key; false when the page is full or past the prefix.
+    pub fn visit(&mut self, key: &str, entry: &IndexEntry) -> bool {
+        let prefix = self.prefix;
         if !key.starts_with(prefix) {
             return key <= prefix;
         }
-        match after {
+        match self.after {
             Some(Marker::Key(k)) if key <= k.as_str() => return true,
             Some(Marker::Prefix(p)) if key.starts_with(p.as_str()) => return true,
             _ => {}
         }
-        if let Some(d) = delimiter.filter(|d| !d.is_empty())
+        if let Some(d) = self.delimiter
             && let Some(i) = key[prefix.len()..].find(d)
         {
             let common = &key[..prefix.len() + i + d.len()];
-            if out.prefixes.last().map(String::as_str) == Some(common) {
+            if self.out.prefixes.last().map(String::as_str) == Some(common) {
                 return true;
             }
-            if count == max {
-                out.truncated = true;
+            if self.count == self.max {
+                self.out.truncated = true;
                 return false;
             }
-            out.prefixes.push(common.to_string());
-            out.last = Some(Marker::Prefix(common.to_string()));
-            count += 1;
+            self.out.prefixes.push(common.to_string());
+            self.out.last = Some(Marker::Prefix(common.to_string()));
+            self.count += 1;
             return true;
         }
-        if count == max {
-            out.truncated = true;
+        if self.count == self.max {
+            self.out.truncated = true;
             return false;
         }
-        out.contents.push((key.to_string(), entry.clone()));
-        out.last = Some(Marker::Key(key.to_string()));
-        count += 1;
+        self.out.contents.push((key.to_string(), entry.clone()));
+        self.out.last = Some(Marker::Key(key.to_string()));
+        self.count += 1;
         true
-    };
-    scan(Some(&from), &mut visit);
-    out
+    }
+
+    pub fn finish(self) -> Page {
+        self.out
+    }
 }
 
 pub async fn list_objects(ctx: &Ctx) -> S3Result<Response> {
@@ -145,23 +170,15 @@ pub async fn list_objects(ctx: &Ctx) -> S3Result<Response> {
     } else {
         ctx.param("marker").map(|m| Marker::Key(m.to_string()))
     };
-    let storage = &ctx.state.storage;
     let bucket = ctx.bucket();
-    let mut missing = false;
-    let result = page(
-        |from, visit| {
-            if storage.scan(bucket, from, |k, e| visit(k, e)).is_err() {
-                missing = true;
-            }
-        },
-        &prefix,
-        delimiter,
-        after.as_ref(),
-        max,
-    );
-    if missing {
-        return Err(S3Error::no_such_bucket());
-    }
+    let mut pager = Pager::new(&prefix, delimiter, after.as_ref(), max);
+    let from = pager.from();
+    ctx.state
+        .storage
+        .scan(bucket, Some(&from), &mut |k, e| pager.visit(k, e))
+        .await
+        .map_err(storage_error)?;
+    let result = pager.finish();
     let enc = |s: &str| {
         if url {
             uri_encode(s, false)
@@ -248,19 +265,13 @@ mod tests {
         after: Option<&Marker>,
         max: usize,
     ) -> Page {
-        page(
-            |from, visit| {
-                for (k, e) in idx.range(from.unwrap_or("").to_string()..) {
-                    if !visit(k, e) {
-                        break;
-                    }
-                }
-            },
-            prefix,
-            delim,
-            after,
-            max,
-        )
+        let mut pager = Pager::new(prefix, delim, after, max);
+        for (k, e) in idx.range(pager.from()..) {
+            if !pager.visit(k, e) {
+                break;
+            }
+        }
+        pager.finish()
     }
 
     fn names(p: &Page) -> (Vec<&str>, Vec<&str>) {

@@ -18,12 +18,12 @@ use drover_services::AccessKeys;
 
 use crate::auth::{self, Payload};
 use crate::error::{S3Error, S3Result};
-use crate::storage::{Storage, StorageError, names};
+use crate::storage::{Backend, StorageError, names};
 
 /// Everything the S3 API needs.
 #[derive(Clone)]
 pub struct S3State {
-    pub storage: Storage,
+    pub storage: Backend,
     pub keys: AccessKeys,
     pub region: String,
 }
@@ -206,16 +206,6 @@ fn split_path(raw: &str) -> S3Result<(Option<String>, Option<String>)> {
         _ => None,
     };
     Ok((Some(bucket), key))
-}
-
-/// Runs blocking storage work on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> S3Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| S3Error::internal())?
-        .map_err(storage_error)
 }
 
 /// The one mapping from storage errors to S3 errors.

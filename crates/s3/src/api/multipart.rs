@@ -5,8 +5,9 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::bucket::bucket_exists;
 use super::object::header_meta;
-use super::{Ctx, Incoming, blocking, empty, iso8601, now_ms, xml_response};
+use super::{Ctx, Incoming, empty, iso8601, now_ms, storage_error, xml_response};
 use crate::body::{receive_object, receive_small};
 use crate::error::{S3Error, S3Result};
 use crate::storage::{ObjectMeta, UploadMeta, base64_encode};
@@ -25,8 +26,12 @@ pub async fn create(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
         metadata: meta.metadata,
         initiated_ms: now_ms(),
     };
-    let storage = ctx.state.storage.clone();
-    let id = blocking(move || storage.create_upload(&upload)).await?;
+    let id = ctx
+        .state
+        .storage
+        .create_upload(&upload)
+        .await
+        .map_err(storage_error)?;
     let mut doc = Doc::new("InitiateMultipartUploadResult");
     doc.elem("Bucket", ctx.bucket())
         .elem("Key", ctx.key())
@@ -49,25 +54,24 @@ pub async fn upload_part(ctx: Ctx, body: Incoming) -> S3Result<Response> {
             )
         })?;
     let id = upload_id(&ctx);
-    let storage = ctx.state.storage.clone();
-    let (bucket, key, id2) = (ctx.bucket().to_string(), ctx.key().to_string(), id.clone());
-    let pending = blocking(move || {
-        storage.upload(&bucket, &key, &id2)?;
-        let proto = ObjectMeta {
-            key: String::new(),
-            size: 0,
-            etag: String::new(),
-            sha256: String::new(),
-            crc32: None,
-            content_type: String::new(),
-            headers: vec![],
-            metadata: Default::default(),
-            last_modified_ms: 0,
-            parts: None,
-        };
-        storage.pending(&proto, true)
-    })
-    .await?;
+    let storage = &ctx.state.storage;
+    storage
+        .upload(ctx.bucket(), ctx.key(), &id)
+        .await
+        .map_err(storage_error)?;
+    let proto = ObjectMeta {
+        key: String::new(),
+        size: 0,
+        etag: String::new(),
+        sha256: String::new(),
+        crc32: None,
+        content_type: String::new(),
+        headers: vec![],
+        metadata: Default::default(),
+        last_modified_ms: 0,
+        parts: None,
+    };
+    let pending = storage.pending(&proto, true).await.map_err(storage_error)?;
     let (pending, digests, verified) =
         receive_object(body.body, body.payload, &ctx.headers, pending).await?;
     let meta = ObjectMeta {
@@ -82,9 +86,10 @@ pub async fn upload_part(ctx: Ctx, body: Incoming) -> S3Result<Response> {
         last_modified_ms: now_ms(),
         parts: None,
     };
-    let storage = ctx.state.storage.clone();
-    let stored = meta.clone();
-    blocking(move || storage.publish_part(&id, part_number, pending, &stored)).await?;
+    storage
+        .publish_part(&id, part_number, pending, &meta)
+        .await
+        .map_err(storage_error)?;
     let mut response = empty(StatusCode::OK);
     let h = response.headers_mut();
     if let Ok(v) = format!("\"{}\"", meta.etag).parse() {
@@ -106,13 +111,15 @@ pub async fn complete(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
         .map(|p| (p.part_number, p.etag))
         .collect();
     let id = upload_id(ctx);
-    let storage = ctx.state.storage.clone();
-    let (bucket, key) = (ctx.bucket().to_string(), ctx.key().to_string());
-    let meta = blocking(move || {
-        let upload = storage.upload(&bucket, &key, &id)?;
-        storage.complete_upload(&id, &upload, &parts, now_ms())
-    })
-    .await?;
+    let storage = &ctx.state.storage;
+    let meta = async {
+        let upload = storage.upload(ctx.bucket(), ctx.key(), &id).await?;
+        storage
+            .complete_upload(&id, &upload, &parts, now_ms())
+            .await
+    }
+    .await
+    .map_err(storage_error)?;
     let mut doc = Doc::new("CompleteMultipartUploadResult");
     doc.elem("Location", &format!("/{}/{}", ctx.bucket(), ctx.key()))
         .elem("Bucket", ctx.bucket())
@@ -123,25 +130,25 @@ pub async fn complete(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
 
 pub async fn abort(ctx: &Ctx) -> S3Result<Response> {
     let id = upload_id(ctx);
-    let storage = ctx.state.storage.clone();
-    let (bucket, key) = (ctx.bucket().to_string(), ctx.key().to_string());
-    blocking(move || {
-        storage.upload(&bucket, &key, &id)?;
-        storage.abort_upload(&id)
-    })
-    .await?;
+    let storage = &ctx.state.storage;
+    async {
+        storage.upload(ctx.bucket(), ctx.key(), &id).await?;
+        storage.abort_upload(&id).await
+    }
+    .await
+    .map_err(storage_error)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn list_parts(ctx: &Ctx) -> S3Result<Response> {
     let id = upload_id(ctx);
-    let storage = ctx.state.storage.clone();
-    let (bucket, key, id2) = (ctx.bucket().to_string(), ctx.key().to_string(), id.clone());
-    let parts = blocking(move || {
-        storage.upload(&bucket, &key, &id2)?;
-        storage.list_parts(&id2)
-    })
-    .await?;
+    let storage = &ctx.state.storage;
+    let parts = async {
+        storage.upload(ctx.bucket(), ctx.key(), &id).await?;
+        storage.list_parts(&id).await
+    }
+    .await
+    .map_err(storage_error)?;
     let mut doc = Doc::new("ListPartsResult");
     doc.elem("Bucket", ctx.bucket())
         .elem("Key", ctx.key())
@@ -160,7 +167,7 @@ pub async fn list_parts(ctx: &Ctx) -> S3Result<Response> {
 }
 
 pub async fn list_uploads(ctx: &Ctx) -> S3Result<Response> {
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
     let mut doc = Doc::new("ListMultipartUploadsResult");

@@ -7,11 +7,12 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{Ctx, Incoming, blocking, empty, http_date, iso8601, now_ms, xml_response};
+use super::bucket::bucket_exists;
+use super::{Ctx, Incoming, empty, http_date, iso8601, now_ms, storage_error, xml_response};
 use crate::body::{FileBody, receive_object, receive_small};
 use crate::error::{S3Error, S3Result};
 use crate::range::{RangeSpec, content_range, resolve};
-use crate::storage::{ObjectMeta, StorageError, base64_encode, names};
+use crate::storage::{ObjectBody, ObjectMeta, PendingObject, base64_encode, names};
 use crate::xml::{self, Doc};
 
 /// S3's limit on user metadata (names and values of `x-amz-meta-*`).
@@ -95,13 +96,12 @@ fn proto(key: &str, meta: HeaderMeta) -> ObjectMeta {
 }
 
 pub async fn put(ctx: Ctx, body: Incoming) -> S3Result<Response> {
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(&ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
     let mut meta = proto(ctx.key(), header_meta(&ctx.headers)?);
-    let storage = ctx.state.storage.clone();
-    let proto_meta = meta.clone();
-    let pending = blocking(move || storage.pending(&proto_meta, true)).await?;
+    let storage = &ctx.state.storage;
+    let pending = storage.pending(&meta, true).await.map_err(storage_error)?;
     let (pending, digests, verified) =
         receive_object(body.body, body.payload, &ctx.headers, pending).await?;
     meta.size = digests.size;
@@ -109,10 +109,10 @@ pub async fn put(ctx: Ctx, body: Incoming) -> S3Result<Response> {
     meta.sha256 = base64_encode(&digests.sha256);
     meta.crc32 = Some(base64_encode(&digests.crc32.to_be_bytes()));
     meta.last_modified_ms = now_ms();
-    let storage = ctx.state.storage.clone();
-    let bucket = ctx.bucket().to_string();
-    let published = meta.clone();
-    blocking(move || storage.publish(&bucket, pending, &published)).await?;
+    storage
+        .publish(ctx.bucket(), pending, &meta)
+        .await
+        .map_err(storage_error)?;
     metrics::counter!("drover_s3_bytes_received_total").increment(meta.size);
     let mut response = empty(StatusCode::OK);
     let h = response.headers_mut();
@@ -127,9 +127,12 @@ pub async fn put(ctx: Ctx, body: Incoming) -> S3Result<Response> {
 }
 
 pub async fn get(ctx: &Ctx, head: bool) -> S3Result<Response> {
-    let storage = ctx.state.storage.clone();
-    let (bucket, key) = (ctx.bucket().to_string(), ctx.key().to_string());
-    let object = blocking(move || storage.open_object(&bucket, &key)).await?;
+    let object = ctx
+        .state
+        .storage
+        .open(ctx.bucket(), ctx.key())
+        .await
+        .map_err(storage_error)?;
     let meta = &object.meta;
     let etag = format!("\"{}\"", meta.etag);
 
@@ -238,8 +241,58 @@ pub async fn get(ctx: &Ctx, head: bool) -> S3Result<Response> {
         return Ok((status, headers, Body::empty()).into_response());
     }
     metrics::counter!("drover_s3_bytes_sent_total").increment(end - start);
-    let body = FileBody::new(object.file, object.data_offset + start, end - start);
-    Ok((status, headers, Body::new(body)).into_response())
+    let body = match object.body {
+        ObjectBody::File { file, data_offset } => {
+            Body::new(FileBody::new(file, data_offset + start, end - start))
+        }
+        ObjectBody::Remote { storage, bucket } => Body::from_stream(
+            storage
+                .read(&bucket, &meta.key, start, end)
+                .await
+                .map_err(storage_error)?,
+        ),
+    };
+    Ok((status, headers, body).into_response())
+}
+
+/// Copies a source object's bytes into a temp file (hashing them on the way).
+async fn copy_body(
+    source: ObjectBody,
+    meta: &ObjectMeta,
+    mut pending: PendingObject,
+) -> S3Result<PendingObject> {
+    match source {
+        ObjectBody::File { file, data_offset } => {
+            let size = meta.size;
+            let (pending, r) = tokio::task::spawn_blocking(move || {
+                let r = pending.copy_from(&file, data_offset, size);
+                (pending, r)
+            })
+            .await
+            .map_err(|_| S3Error::internal())?;
+            r?;
+            Ok(pending)
+        }
+        ObjectBody::Remote { storage, bucket } => {
+            use futures_util::StreamExt;
+            let mut stream = storage
+                .read(&bucket, &meta.key, 0, meta.size)
+                .await
+                .map_err(storage_error)?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| S3Error::from(std::io::Error::other(e)))?;
+                let (p, r) = tokio::task::spawn_blocking(move || {
+                    let r = pending.write(&chunk);
+                    (pending, r)
+                })
+                .await
+                .map_err(|_| S3Error::internal())?;
+                pending = p;
+                r?;
+            }
+            Ok(pending)
+        }
+    }
 }
 
 fn etag_matches(condition: &str, etag: &str) -> bool {
@@ -259,9 +312,11 @@ fn set(headers: &mut HeaderMap, name: &str, value: &str) {
 }
 
 pub async fn delete(ctx: &Ctx) -> S3Result<Response> {
-    let storage = ctx.state.storage.clone();
-    let (bucket, key) = (ctx.bucket().to_string(), ctx.key().to_string());
-    blocking(move || storage.delete_object(&bucket, &key)).await?;
+    ctx.state
+        .storage
+        .delete_object(ctx.bucket(), ctx.key())
+        .await
+        .map_err(storage_error)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -272,26 +327,22 @@ pub async fn delete_many(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
     if keys.len() > 1000 {
         return Err(S3Error::malformed_xml());
     }
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
-    let storage = ctx.state.storage.clone();
-    let bucket = ctx.bucket().to_string();
-    let results = blocking(move || {
-        Ok(keys
-            .into_iter()
-            .map(|k| {
-                let r = match names::check_key(&k) {
-                    Ok(()) => storage
-                        .delete_object(&bucket, &k)
-                        .map_err(|e| e.to_string()),
-                    Err(why) => Err(why),
-                };
-                (k, r)
-            })
-            .collect::<Vec<_>>())
-    })
-    .await?;
+    let mut results = Vec::with_capacity(keys.len());
+    for k in keys {
+        let r = match names::check_key(&k) {
+            Ok(()) => ctx
+                .state
+                .storage
+                .delete_object(ctx.bucket(), &k)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why),
+        };
+        results.push((k, r));
+    }
     let mut doc = Doc::new("DeleteResult");
     for (key, result) in results {
         match result {
@@ -333,39 +384,35 @@ pub async fn copy(ctx: &Ctx, body: Incoming) -> S3Result<Response> {
         .header("x-amz-metadata-directive")
         .is_some_and(|d| d.eq_ignore_ascii_case("REPLACE"));
     let new_meta = header_meta(&ctx.headers)?;
-    if !ctx.state.storage.bucket_exists(ctx.bucket()) {
+    if !bucket_exists(ctx).await? {
         return Err(S3Error::no_such_bucket());
     }
-    let storage = ctx.state.storage.clone();
-    let (bucket, key) = (ctx.bucket().to_string(), ctx.key().to_string());
-    let meta = blocking(move || {
-        let source = storage
-            .open_object(&src_bucket, &src_key)
-            .map_err(|e| match e {
-                StorageError::NoSuchKey | StorageError::NoSuchBucket => e,
-                other => other,
-            })?;
-        let mut meta = if replace {
-            proto(&key, new_meta)
-        } else {
-            ObjectMeta {
-                key: key.clone(),
-                ..source.meta.clone()
-            }
-        };
-        meta.parts = None;
-        let mut pending = storage.pending(&meta, true)?;
-        pending.copy_from(&source.file, source.data_offset, source.meta.size)?;
-        let d = pending.digests();
-        meta.size = d.size;
-        meta.etag = hex::encode(d.md5.expect("md5 requested"));
-        meta.sha256 = base64_encode(&d.sha256);
-        meta.crc32 = Some(base64_encode(&d.crc32.to_be_bytes()));
-        meta.last_modified_ms = now_ms();
-        storage.publish(&bucket, pending, &meta)?;
-        Ok(meta)
-    })
-    .await?;
+    let storage = &ctx.state.storage;
+    let source = storage
+        .open(&src_bucket, &src_key)
+        .await
+        .map_err(storage_error)?;
+    let mut meta = if replace {
+        proto(ctx.key(), new_meta)
+    } else {
+        ObjectMeta {
+            key: ctx.key().to_string(),
+            ..source.meta.clone()
+        }
+    };
+    meta.parts = None;
+    let pending = storage.pending(&meta, true).await.map_err(storage_error)?;
+    let pending = copy_body(source.body, &source.meta, pending).await?;
+    let d = pending.digests();
+    meta.size = d.size;
+    meta.etag = hex::encode(d.md5.expect("md5 requested"));
+    meta.sha256 = base64_encode(&d.sha256);
+    meta.crc32 = Some(base64_encode(&d.crc32.to_be_bytes()));
+    meta.last_modified_ms = now_ms();
+    storage
+        .publish(ctx.bucket(), pending, &meta)
+        .await
+        .map_err(storage_error)?;
     let mut doc = Doc::new("CopyObjectResult");
     doc.elem("ETag", &format!("\"{}\"", meta.etag))
         .elem("LastModified", &iso8601(meta.last_modified_ms));

@@ -175,6 +175,12 @@ impl PendingObject {
         &self.path
     }
 
+    /// A second handle on the temp file and where its body starts, to read the body back
+    /// (uploading it to an external store).
+    pub fn reader(&self) -> std::io::Result<(File, u64)> {
+        Ok((self.file.try_clone()?, self.data_offset))
+    }
+
     /// The temp file now belongs to its final name; do not delete it on drop.
     pub fn committed(mut self) {
         self.keep = true;

@@ -21,8 +21,10 @@
 //! The blocking file work runs on tokio's blocking pool; locks are std locks never held across
 //! an await.
 
+pub mod backend;
 pub mod file;
 pub mod names;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+pub use backend::{Backend, ObjectBody, Opened};
 pub use file::{ObjectMeta, OpenObject, PendingObject};
 
 /// What a listing needs of an object.
@@ -110,18 +113,10 @@ impl Storage {
     /// Opens (creating if needed) the store at `root`, deletes leftover temp files and rebuilds
     /// the index. Blocking: call before serving, or from a blocking task.
     pub fn open(root: &Path) -> std::io::Result<Self> {
-        for dir in ["buckets", "uploads", "tmp"] {
+        for dir in ["buckets", "uploads"] {
             std::fs::create_dir_all(root.join(dir))?;
         }
-        let mut removed = 0usize;
-        for entry in std::fs::read_dir(root.join("tmp"))? {
-            let entry = entry?;
-            let _ = std::fs::remove_file(entry.path());
-            removed += 1;
-        }
-        if removed > 0 {
-            tracing::info!(removed, "deleted unfinished uploads left by an earlier run");
-        }
+        prepare_tmp(root)?;
         let mut index = BTreeMap::new();
         for entry in std::fs::read_dir(root.join("buckets"))? {
             let entry = entry?;
@@ -510,6 +505,23 @@ impl Storage {
         file::sync_dir(&self.inner.root.join("uploads"))?;
         Ok(())
     }
+}
+
+/// Creates `root/tmp` and deletes what an earlier run left in it (bodies whose upload never
+/// finished). Both backends receive bodies there.
+pub fn prepare_tmp(root: &Path) -> std::io::Result<PathBuf> {
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp)?;
+    let mut removed = 0usize;
+    for entry in std::fs::read_dir(&tmp)? {
+        let entry = entry?;
+        let _ = std::fs::remove_file(entry.path());
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::info!(removed, "deleted unfinished uploads left by an earlier run");
+    }
+    Ok(tmp)
 }
 
 fn entry_of(meta: &ObjectMeta) -> IndexEntry {
