@@ -9,7 +9,9 @@
 //! Layers, top down: `api/` (routing and one file per operation family) → `auth.rs` (SigV4),
 //! `body.rs` (streaming bodies in and out, integrity checks), `chunked.rs` (aws-chunked),
 //! `range.rs`, `xml.rs`, `error.rs` (the only place S3 error codes are chosen) →
-//! `storage/` (the filesystem engine). `presign.rs` makes URLs for the Jobs service.
+//! `storage/` (the filesystem engine, or an external S3 store through object_store for
+//! scale-out; `storage/backend.rs` is the interface over both). `presign.rs` makes URLs for the
+//! Jobs service.
 //!
 //! This crate does not know about things, jobs or the registry.
 
