@@ -127,6 +127,41 @@ class Drover:
             ),
         )
 
+    # -- S3 ---------------------------------------------------------------------------------------
+    @property
+    def s3_endpoint(self):
+        return f"https://127.0.0.1:{self.server.s3_port}"
+
+    def s3_client(self, access_key=None, secret_key=None, region=None, **config):
+        """A boto3 S3 client for drover's S3 endpoint (path-style, as drover's config file says)."""
+        session = boto3.Session(
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name=region or self.region,
+        )
+        return session.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            verify=self.ca,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                **config,
+            ),
+        )
+
+    def awscli(self, *args, endpoint=None, expect_rc=0, timeout=300):
+        """Runs `aws --endpoint-url E ARGS...` against the S3 endpoint (any service); asserts
+        the exit code."""
+        argv = [aws_executable(), "--endpoint-url", endpoint or self.s3_endpoint, *args]
+        proc = subprocess.run(argv, env=self.cli_env(), capture_output=True, text=True, timeout=timeout)
+        res = CliResult(list(args), proc)
+        if expect_rc is not None:
+            assert res.rc == expect_rc, repr(res)
+        return res
+
     def client_from_files(self, endpoint=None):
         """A boto3 client configured only by the data directory's `credentials` and `config`
         files and its CA bundle, as the README tells users to do."""
@@ -205,7 +240,7 @@ class Drover:
     # -- the drover CLI ------------------------------------------------------------------------
     def drover(self, *args, expect_rc=0):
         argv = [drover_bin(), *args, "--data-dir", str(self.data_dir)]
-        if self.server.database_url and args[0] == "keys":
+        if self.server.database_url and args[0] in ("keys", "presign"):
             argv += ["--database-url", self.server.database_url]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if expect_rc is not None:

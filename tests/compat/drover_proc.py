@@ -50,13 +50,14 @@ class DroverProcess:
     """One drover server on a data directory; `start()` again after `stop()` or a kill reuses
     the directory (and the same ports)."""
 
-    def __init__(self, data_dir, region="us-east-1", database_url=None, extra_args=()):
+    def __init__(self, data_dir, region="us-east-1", database_url=None, extra_args=(), env=None):
         self.data_dir = Path(data_dir)
         self.region = region
         if database_url is None and os.environ.get("DROVER_TEST_DATABASE_URL"):
             database_url = postgres_schema_url(os.environ["DROVER_TEST_DATABASE_URL"])
         self.database_url = database_url
         self.extra_args = list(extra_args)
+        self.env = env
         self.http_port, self.mqtt_port, self.s3_port = free_port(), free_port(), free_port()
         self.proc = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -88,7 +89,8 @@ class DroverProcess:
 
     def start(self, timeout=30):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT)
+        env = None if self.env is None else {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

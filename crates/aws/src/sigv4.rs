@@ -16,7 +16,22 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 pub const MAX_PRESIGN_EXPIRES_SECS: i64 = 7 * 24 * 3600;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The SHA-256 of an empty payload, hex.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The payload hash S3 presigned URLs (and clients that skip body hashing) sign.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
+/// How a service builds the canonical URI and payload hash. S3 differs from every other
+/// service: its canonical URI is the path encoded once and never normalized (a key may hold
+/// `..` or `//`), and its payload hash comes from `x-amz-content-sha256` (or is
+/// `UNSIGNED-PAYLOAD` in presigned URLs), because S3 bodies are streamed, not buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canonicalization {
+    /// `iot`, `iot-jobs-data`, ...: normalized path, encoded twice; body hashed.
+    Standard,
+    /// `s3`: path as sent (decoded, then encoded once); payload hash as claimed.
+    S3,
+}
 
 /// Why a request's signature was refused. The transport maps these to AWS error names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +224,23 @@ pub fn verify(
     now: OffsetDateTime,
     double_encode_path: bool,
 ) -> Result<(), SigV4Error> {
+    let mode = if double_encode_path {
+        Canonicalization::Standard
+    } else {
+        Canonicalization::S3
+    };
+    verify_with(request, credential, secret, region, now, mode)
+}
+
+/// [`verify`] with an explicit canonicalization (S3 needs [`Canonicalization::S3`]).
+pub fn verify_with(
+    request: &SignedRequest,
+    credential: &Credential,
+    secret: &str,
+    region: &str,
+    now: OffsetDateTime,
+    mode: Canonicalization,
+) -> Result<(), SigV4Error> {
     if credential.region != region {
         return Err(SigV4Error::WrongRegion);
     }
@@ -260,7 +292,7 @@ pub fn verify(
             }
         }
     }
-    let expected = signature(request, credential, secret, double_encode_path)?;
+    let expected = signature_with(request, credential, secret, mode)?;
     if constant_time_eq(expected.as_bytes(), credential.signature.as_bytes()) {
         Ok(())
     } else {
@@ -275,7 +307,22 @@ pub fn signature(
     secret: &str,
     double_encode_path: bool,
 ) -> Result<String, SigV4Error> {
-    let canonical = canonical_request(request, credential, double_encode_path)?;
+    let mode = if double_encode_path {
+        Canonicalization::Standard
+    } else {
+        Canonicalization::S3
+    };
+    signature_with(request, credential, secret, mode)
+}
+
+/// [`signature`] with an explicit canonicalization.
+pub fn signature_with(
+    request: &SignedRequest,
+    credential: &Credential,
+    secret: &str,
+    mode: Canonicalization,
+) -> Result<String, SigV4Error> {
+    let canonical = canonical_request_with(request, credential, mode)?;
     let scope = format!(
         "{}/{}/{}/aws4_request",
         credential.date, credential.region, credential.service
@@ -294,7 +341,9 @@ pub fn signature(
     Ok(hex::encode(hmac::sign(&key, string_to_sign.as_bytes())))
 }
 
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
+/// The derived SigV4 signing key for one day, region and service (also signs the chunks of
+/// S3's streaming uploads).
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
     let step = |key: &[u8], data: &str| {
         hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
             .as_ref()
@@ -313,11 +362,32 @@ pub fn canonical_request(
     credential: &Credential,
     double_encode_path: bool,
 ) -> Result<String, SigV4Error> {
-    let path = normalize_path(request.raw_path);
-    let canonical_uri = if double_encode_path {
-        uri_encode(&path, false)
+    let mode = if double_encode_path {
+        Canonicalization::Standard
     } else {
-        path
+        Canonicalization::S3
+    };
+    canonical_request_with(request, credential, mode)
+}
+
+/// [`canonical_request`] with an explicit canonicalization.
+pub fn canonical_request_with(
+    request: &SignedRequest,
+    credential: &Credential,
+    mode: Canonicalization,
+) -> Result<String, SigV4Error> {
+    let canonical_uri = match mode {
+        Canonicalization::Standard => uri_encode(&normalize_path(request.raw_path), false),
+        Canonicalization::S3 => {
+            let decoded =
+                percent_encoding::percent_decode_str(request.raw_path).collect::<Vec<u8>>();
+            let encoded = uri_encode_bytes(&decoded, false);
+            if encoded.is_empty() {
+                "/".to_string()
+            } else {
+                encoded
+            }
+        }
     };
 
     let mut query: Vec<(String, String)> = query_pairs(request.raw_query)
@@ -348,10 +418,24 @@ pub fn canonical_request(
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
 
-    let payload_hash = match header(request.headers, "x-amz-content-sha256") {
-        Some(hash) => hash.to_string(),
-        None if credential.expires_secs.is_some() && request.body.is_empty() => EMPTY_SHA256.into(),
-        None => hex::encode(digest::digest(&digest::SHA256, request.body)),
+    let payload_hash = match (header(request.headers, "x-amz-content-sha256"), mode) {
+        (Some(hash), _) => hash.to_string(),
+        (None, Canonicalization::S3) if credential.expires_secs.is_some() => {
+            UNSIGNED_PAYLOAD.into()
+        }
+        (None, Canonicalization::S3) => {
+            return Err(SigV4Error::Malformed(
+                "Missing required header for this request: x-amz-content-sha256".into(),
+            ));
+        }
+        (None, Canonicalization::Standard)
+            if credential.expires_secs.is_some() && request.body.is_empty() =>
+        {
+            EMPTY_SHA256.into()
+        }
+        (None, Canonicalization::Standard) => {
+            hex::encode(digest::digest(&digest::SHA256, request.body))
+        }
     };
     Ok(format!(
         "{}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{}\n{payload_hash}",
@@ -389,8 +473,13 @@ fn decode_component(s: &str) -> String {
 /// SigV4's URI encoding: everything but `A-Za-z0-9-._~` is percent-encoded (upper-case hex);
 /// `/` is kept unless `encode_slash`.
 pub fn uri_encode(input: &str, encode_slash: bool) -> String {
+    uri_encode_bytes(input.as_bytes(), encode_slash)
+}
+
+/// [`uri_encode`] over raw bytes (a decoded S3 key need not be UTF-8).
+pub fn uri_encode_bytes(input: &[u8], encode_slash: bool) -> String {
     let mut out = String::with_capacity(input.len() * 3);
-    for byte in input.bytes() {
+    for &byte in input {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 out.push(byte as char)

@@ -1,5 +1,5 @@
 //! drover's domain core: the nouns of AWS IoT (things, thing types, thing groups, ARNs) and the
-//! rules that govern them (name patterns and limits, attribute merging, versioning).
+//! rules that govern them (name patterns and limits, attribute merging, versioning), and the job-document placeholders for presigned artifact URLs.
 //!
 //! Everything here is pure and synchronous: no I/O, no async, no clock. Transports and services
 //! call into these functions so that each rule has exactly one home.
@@ -9,6 +9,7 @@ pub mod error;
 pub mod indexing;
 pub mod limits;
 pub mod names;
+pub mod placeholder;
 pub mod query;
 pub mod registry;
 pub mod time;

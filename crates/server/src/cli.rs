@@ -30,6 +30,29 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print a presigned URL for an artifact on this server's S3 endpoint, signed with the
+    /// server-held presigner key (the same URLs jobs hand to devices).
+    Presign(PresignArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PresignArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// `s3://bucket/key` or any S3 URL form job documents accept.
+    pub url: String,
+    /// The request the URL allows.
+    #[arg(long, value_enum, default_value = "get")]
+    pub method: PresignMethodArg,
+    /// Seconds the URL stays valid (1 to 604800).
+    #[arg(long, default_value_t = 3600)]
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PresignMethodArg {
+    Get,
+    Put,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -55,6 +78,11 @@ pub struct ServeArgs {
     /// `postgres://...` to keep state in PostgreSQL instead of SQLite in the data directory.
     #[arg(long, env = "DROVER_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Keep artifacts in an external S3-compatible store instead of the data directory
+    /// (scale-out): `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&ca_bundle=PATH]`, credentials
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "DROVER_ARTIFACTS_URL")]
+    pub artifacts_url: Option<String>,
     /// Log format on stderr.
     #[arg(long, env = "DROVER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -1,12 +1,12 @@
-//! `drover info` and `drover keys`: small commands that read or change a data directory
+//! `drover info`, `drover keys` and `drover presign`: small commands that read or change a data directory
 //! without a running server (SQLite in WAL mode lets them run beside one).
 
 use anyhow::{Context, Result};
 use drover_services::{AccessKeys, SystemClock};
 
-use crate::cli::{DataDirArgs, KeysCommand};
+use crate::cli::{DataDirArgs, KeysCommand, PresignArgs, PresignMethodArg};
 use crate::datadir::{DataDir, ServerInfo};
-use crate::serve::open_store;
+use crate::serve::{advertised, open_store, presigner};
 
 pub fn info(args: DataDirArgs) -> Result<()> {
     let dir = DataDir::new(&args.data_dir);
@@ -79,5 +79,35 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
             println!("deleted {access_key_id}");
         }
     }
+    Ok(())
+}
+
+pub async fn presign(args: PresignArgs) -> Result<()> {
+    let dir = DataDir::new(&args.store.data_dir);
+    let text = std::fs::read_to_string(dir.server_info()).with_context(|| {
+        format!(
+            "{} has no server.json: run `drover serve --data-dir {}` once first",
+            dir.root().display(),
+            dir.root().display()
+        )
+    })?;
+    let info: ServerInfo = serde_json::from_str(&text).context("parsing server.json")?;
+    let location = drover_core::placeholder::parse_s3_url(&args.url)?;
+    let store = open_store(&dir, args.store.database_url.as_deref()).await?;
+    let keys = AccessKeys::new(store, std::sync::Arc::new(SystemClock));
+    let s3_addr: std::net::SocketAddr = info.s3_addr.parse().context("server.json s3_addr")?;
+    let presigner = presigner(&keys, &info.region, &advertised(s3_addr, &[])).await?;
+    let method = match args.method {
+        PresignMethodArg::Get => drover_s3::PresignMethod::Get,
+        PresignMethodArg::Put => drover_s3::PresignMethod::Put,
+    };
+    let url = presigner.presign(
+        method,
+        &location.bucket,
+        &location.key,
+        args.expires,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    println!("{url}");
     Ok(())
 }

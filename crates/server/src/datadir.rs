@@ -2,7 +2,8 @@
 //!
 //! Layout: `drover.db` (SQLite), `credentials` and `config` (AWS CLI files for the admin key
 //! and region), `root-ca.pem` + `ca-key.pem` (the CA), `server-cert.pem` + `server-key.pem`,
-//! `server.json` (what the last `drover serve` used, read by `drover info`). Files are written
+//! `server.json` (what the last `drover serve` used, read by `drover info`), `artifacts/` (the
+//! S3 artifact store, see `drover_s3::storage`). Files are written
 //! atomically (temp file, fsync, rename) so a crash never leaves half a file.
 
 use std::io::Write;
@@ -60,6 +61,10 @@ impl DataDir {
     }
     pub fn server_info(&self) -> PathBuf {
         self.root.join("server.json")
+    }
+    /// The artifact store (S3 buckets and objects, multipart uploads).
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
     }
 }
 
@@ -152,7 +157,10 @@ pub fn write_credentials(path: &Path, access_key_id: &str, secret: &str) -> Resu
 
 pub fn write_aws_config(path: &Path, region: &str) -> Result<()> {
     let text = format!(
-        "# drover: use with AWS_CONFIG_FILE={}\n[default]\nregion = {region}\noutput = json\n",
+        "# drover: use with AWS_CONFIG_FILE={}\n[default]\nregion = {region}\noutput = json\n\
+         # drover serves S3 path-style (https://host:port/bucket/key): bucket.localhost names\n\
+         # neither resolve nor match the server certificate.\n\
+         s3 =\n    addressing_style = path\n",
         path.display()
     );
     write_atomic(path, text.as_bytes())

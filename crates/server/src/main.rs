@@ -27,5 +27,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Info(args) => commands::info(args),
         Command::Keys { command } => runtime.block_on(commands::keys(command)),
+        Command::Presign(args) => runtime.block_on(commands::presign(args)),
     }
 }

@@ -9,6 +9,9 @@ use axum::Router;
 use axum::routing::get;
 use drover_aws::{ApiState, AuthState, Endpoints};
 use drover_core::arn::ArnScope;
+use drover_s3::storage::Backend;
+use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
+use drover_s3::{Presigner, S3State, Storage};
 use drover_services::{AccessKeys, Clock, FleetIndex, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
@@ -42,6 +45,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding --http-addr {}", args.http_addr))?;
     let http_addr = http_listener.local_addr()?;
+    let s3_listener = TcpListener::bind(args.s3_addr)
+        .await
+        .with_context(|| format!("binding --s3-addr {}", args.s3_addr))?;
+    let s3_addr = s3_listener.local_addr()?;
+    let storage = open_artifacts(&dir, args.artifacts_url.as_deref()).await?;
+    // Built now so a misconfiguration shows at start; the Jobs service will hold it to
+    // substitute presigned URLs into job documents at each delivery.
+    let _presigner = presigner(&keys, &args.region, &advertised(s3_addr, &args.hostname)).await?;
 
     let scope = ArnScope::new(args.region.clone(), account_id.clone());
     let registry = Registry::new(store.clone(), scope, clock.clone());
@@ -58,6 +69,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         jobs: advertised(http_addr, &args.hostname),
         credential_provider: advertised(http_addr, &args.hostname),
     };
+    let s3_app = drover_s3::router(S3State {
+        storage,
+        keys: keys.clone(),
+        region: args.region.clone(),
+    });
     let auth = AuthState {
         keys,
         region: args.region.clone(),
@@ -84,7 +100,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         region: args.region.clone(),
         http_addr: http_addr.to_string(),
         mqtt_addr: args.mqtt_addr.to_string(),
-        s3_addr: args.s3_addr.to_string(),
+        s3_addr: s3_addr.to_string(),
         database: match &args.database_url {
             Some(url) => redact_url(url),
             None => dir.database().display().to_string(),
@@ -96,10 +112,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(https::serve(http_listener, tls, app, shutdown_rx));
-    tracing::info!(%http_addr, account_id, region = %args.region, "drover is serving the AWS IoT API");
+    let server = tokio::spawn(https::serve(
+        http_listener,
+        tls.clone(),
+        app,
+        shutdown_rx.clone(),
+    ));
+    let s3_server = tokio::spawn(https::serve(s3_listener, tls, s3_app, shutdown_rx));
+    tracing::info!(%http_addr, %s3_addr, account_id, region = %args.region, "drover is serving the AWS IoT API and the S3 artifact store");
     println!(
-        "drover listening on https://{http_addr} (account {account_id}, region {})",
+        "drover listening on https://{http_addr} (account {account_id}, region {}), S3 on https://{s3_addr}",
         args.region
     );
     println!(
@@ -113,6 +135,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     server.await.context("the HTTPS listener panicked")?;
+    s3_server.await.context("the S3 listener panicked")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -166,6 +189,57 @@ async fn ensure_admin_credentials(
     Ok(())
 }
 
+/// The artifact store: files in the data directory, or the external store `--artifacts-url`
+/// names (bodies are still received into the data directory's `artifacts/tmp`).
+async fn open_artifacts(dir: &DataDir, artifacts_url: Option<&str>) -> Result<Backend> {
+    let root = dir.artifacts();
+    match artifacts_url {
+        None => {
+            let storage = tokio::task::spawn_blocking(move || Storage::open(&root))
+                .await
+                .context("opening the artifact store panicked")?
+                .with_context(|| {
+                    format!("opening the artifact store {}", dir.artifacts().display())
+                })?;
+            Ok(Backend::Local(storage))
+        }
+        Some(url) => {
+            let config = RemoteConfig::parse(url).map_err(anyhow::Error::msg)?;
+            let remote = RemoteStorage::new(&config).map_err(anyhow::Error::msg)?;
+            let tmp = drover_s3::storage::prepare_tmp(&root)
+                .with_context(|| format!("preparing {}", root.display()))?;
+            tracing::info!(bucket = %config.bucket, prefix = %config.prefix, "artifacts live in an external S3 store");
+            Ok(Backend::Remote(remote, tmp))
+        }
+    }
+}
+
+/// Description of the server-held access key that signs presigned artifact URLs.
+pub const PRESIGNER_KEY_DESCRIPTION: &str = "drover presigner (signs presigned artifact URLs)";
+
+/// The presigner for `endpoint` (host:port), signing with the server-held presigner key,
+/// created on first use and shared through the store by every node.
+pub async fn presigner(keys: &AccessKeys, region: &str, endpoint: &str) -> Result<Presigner> {
+    let all = keys.list().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = match all
+        .into_iter()
+        .find(|k| k.description == PRESIGNER_KEY_DESCRIPTION)
+    {
+        Some(k) => k,
+        None => keys
+            .create(PRESIGNER_KEY_DESCRIPTION)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    Presigner::new(
+        &format!("https://{endpoint}"),
+        region,
+        &key.access_key_id,
+        &key.secret_access_key,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// A 12-digit AWS-style account id.
 fn generate_account_id() -> String {
     let mut rng = rand::rng();
@@ -177,7 +251,7 @@ fn generate_account_id() -> String {
 }
 
 /// The host:port clients should dial for a listener bound to `addr`.
-fn advertised(addr: SocketAddr, hostnames: &[String]) -> String {
+pub fn advertised(addr: SocketAddr, hostnames: &[String]) -> String {
     if addr.ip().is_unspecified() {
         let host = hostnames.first().map(String::as_str).unwrap_or("localhost");
         format!("{host}:{}", addr.port())
