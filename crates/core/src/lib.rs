@@ -1,5 +1,6 @@
 //! drover's domain core: the nouns of AWS IoT (things, thing types, thing groups, ARNs) and the
-//! rules that govern them (name patterns and limits, attribute merging, versioning).
+//! rules that govern them (name patterns and limits, attribute merging, versioning, MQTT topic
+//! rules, policy evaluation).
 //!
 //! Everything here is pure and synchronous: no I/O, no async, no clock. Transports and services
 //! call into these functions so that each rule has exactly one home.
@@ -8,7 +9,9 @@ pub mod arn;
 pub mod error;
 pub mod indexing;
 pub mod limits;
+pub mod mqtt_topic;
 pub mod names;
+pub mod policy;
 pub mod query;
 pub mod registry;
 pub mod time;
