@@ -513,8 +513,11 @@ fn parse_action(path: &str, text: &str) -> Result<ActionPattern, PolicyError> {
 }
 
 fn parse_resource(path: &str, text: &str, version: PolicyVersion) -> Result<Pattern, PolicyError> {
-    // `arn:partition:service:region:account:resource`: six parts, so at least five colons.
-    if text != "*" && !(text.starts_with("arn:") && text.matches(':').count() >= 5) {
+    // `arn:partition:service:region:account:resource`: six parts, so at least five colons,
+    // unless a trailing `*` stands for the rest (`arn:aws:iot:*`, common in AWS examples).
+    let arn_like =
+        text.starts_with("arn:") && (text.matches(':').count() >= 5 || text.ends_with('*'));
+    if text != "*" && !arn_like {
         return Err(PolicyError::new(
             path,
             format!(
