@@ -321,10 +321,8 @@ impl PolicyDocument {
                 ));
             }
         };
-        if let Some(id) = root.get("Id") {
-            if !id.is_string() {
-                return Err(PolicyError::new("Id", "must be a string"));
-            }
+        if root.get("Id").is_some_and(|id| !id.is_string()) {
+            return Err(PolicyError::new("Id", "must be a string"));
         }
         let statements = match root.get("Statement") {
             None => return Err(PolicyError::new("", "the policy document has no Statement")),

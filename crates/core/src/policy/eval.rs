@@ -16,9 +16,10 @@ use std::fmt;
 
 use super::context::{AuthzContext, AuthzRequest};
 use super::document::{
-    Actions, Condition, ConditionTest, Effect, PolicyDocument, Resources, SetQualifier, Statement,
+    ActionPattern, Actions, Condition, ConditionTest, Effect, PolicyDocument, Resources,
+    SetQualifier, Statement,
 };
-use super::pattern::{Token, Variable, glob};
+use super::pattern::{Pattern, Token, Variable, glob};
 
 /// The statement that decided a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,9 +164,8 @@ fn applies(
     context: &AuthzContext,
     unresolved: &mut Vec<String>,
 ) -> bool {
-    let action_listed = |patterns: &[super::document::ActionPattern]| {
-        patterns.iter().any(|p| glob(&p.tokens, action))
-    };
+    let action_listed =
+        |patterns: &[ActionPattern]| patterns.iter().any(|p| glob(&p.tokens, action));
     let action_covered = match &statement.actions {
         Actions::Action(patterns) => action_listed(patterns),
         Actions::NotAction(patterns) => !action_listed(patterns),
@@ -262,7 +262,7 @@ fn condition_holds<'a>(
 fn value_matches<'a>(
     test: ConditionTest,
     value: &str,
-    expected: &'a super::pattern::Pattern,
+    expected: &'a Pattern,
     context: &AuthzContext,
 ) -> Result<bool, &'a Variable> {
     use ConditionTest::*;

@@ -49,10 +49,11 @@ impl Variable {
     pub fn parse(name: &str) -> Variable {
         let lower = name.to_ascii_lowercase();
         let attribute_prefix = "iot:connection.thing.attributes[";
-        if lower.starts_with(attribute_prefix) && name.len() > attribute_prefix.len() + 1 {
-            if let Some(attribute) = name[attribute_prefix.len()..].strip_suffix(']') {
-                return Variable::ThingAttribute(attribute.to_string());
-            }
+        if lower.starts_with(attribute_prefix)
+            && let Some(attribute) = name[attribute_prefix.len()..].strip_suffix(']')
+            && !attribute.is_empty()
+        {
+            return Variable::ThingAttribute(attribute.to_string());
         }
         let dn = |rest: &str| {
             DnAttribute::ALL

@@ -1174,6 +1174,25 @@ proptest! {
     }
 
     #[test]
+    fn glob_agrees_with_a_regex_reference(pattern in "[ab/*?]{0,8}", text in "[ab/]{0,8}") {
+        let tokens = Pattern::parse(&pattern, PolicyVersion::V2012_10_17)
+            .expect("no variables")
+            .tokens(&context("c"))
+            .expect("nothing to resolve");
+        let reference: String = pattern
+            .chars()
+            .map(|c| match c {
+                '*' => ".*".to_string(),
+                '?' => ".".to_string(),
+                c => regex::escape(&c.to_string()),
+            })
+            .collect();
+        let reference = regex::Regex::new(&format!("^{reference}$")).expect("valid regex");
+        let chars: Vec<char> = text.chars().collect();
+        prop_assert_eq!(super::pattern::glob(&tokens, &chars), reference.is_match(&text));
+    }
+
+    #[test]
     fn parsing_never_panics(text in "\\PC{0,200}") {
         let _ = PolicyDocument::parse(&text);
     }
