@@ -166,12 +166,15 @@ fn thing_scoped_policy_isolates_devices() {
     // wildcard, so a device cannot subscribe to every thing's topics.
     assert!(!allows(&policy, &subscribe("$aws/things/+/shadow/#"), &a));
     assert!(!allows(&policy, &subscribe("#"), &a));
-    // Subscribe is granted on topicfilter, not topic; Publish on topic, not topicfilter.
     assert!(!allows(
         &policy,
         &subscribe("$aws/things/deviceB/shadow/#"),
         &a
     ));
+    // Subscribe is checked against topicfilter ARNs only: a topic grant does not cover it.
+    let topic_only = doc(&statement("Allow", "iot:*", &arn("topic/*"), None));
+    assert!(!allows(&topic_only, &subscribe("a/b"), &a));
+    assert!(allows(&topic_only, &publish("a/b"), &a));
 
     let b = device("deviceB", &[]);
     assert!(allows(
