@@ -1,5 +1,7 @@
 //! drover's domain core: the nouns of AWS IoT (things, thing types, thing groups, ARNs) and the
-//! rules that govern them (name patterns and limits, attribute merging, versioning), and the job-document placeholders for presigned artifact URLs.
+//! rules that govern them: name patterns and limits, attribute merging and versioning, the
+//! fleet-index query language and indexing configuration, MQTT topic rules, policy evaluation,
+//! and the job-document placeholders for presigned artifact URLs.
 //!
 //! Everything here is pure and synchronous: no I/O, no async, no clock. Transports and services
 //! call into these functions so that each rule has exactly one home.
@@ -8,8 +10,10 @@ pub mod arn;
 pub mod error;
 pub mod indexing;
 pub mod limits;
+pub mod mqtt_topic;
 pub mod names;
 pub mod placeholder;
+pub mod policy;
 pub mod query;
 pub mod registry;
 pub mod time;
