@@ -8,8 +8,8 @@ use crate::cli::{DataDirArgs, KeysCommand, PresignArgs, PresignMethodArg};
 use crate::datadir::{DataDir, ServerInfo};
 use crate::serve::{advertised, open_store, presigner};
 
-pub fn info(args: DataDirArgs) -> Result<()> {
-    let dir = DataDir::new(&args.data_dir);
+/// What the last `drover serve` on this data dir recorded (`server.json`).
+fn read_server_info(dir: &DataDir) -> Result<ServerInfo> {
     let text = std::fs::read_to_string(dir.server_info()).with_context(|| {
         format!(
             "{} has no server.json: run `drover serve --data-dir {}` once first",
@@ -17,7 +17,12 @@ pub fn info(args: DataDirArgs) -> Result<()> {
             dir.root().display()
         )
     })?;
-    let info: ServerInfo = serde_json::from_str(&text).context("parsing server.json")?;
+    serde_json::from_str(&text).context("parsing server.json")
+}
+
+pub fn info(args: DataDirArgs) -> Result<()> {
+    let dir = DataDir::new(&args.data_dir);
+    let info = read_server_info(&dir)?;
     println!("account id:      {}", info.account_id);
     println!("region:          {}", info.region);
     println!("API endpoint:    https://{}", info.http_addr);
@@ -84,14 +89,7 @@ pub async fn keys(command: KeysCommand) -> Result<()> {
 
 pub async fn presign(args: PresignArgs) -> Result<()> {
     let dir = DataDir::new(&args.store.data_dir);
-    let text = std::fs::read_to_string(dir.server_info()).with_context(|| {
-        format!(
-            "{} has no server.json: run `drover serve --data-dir {}` once first",
-            dir.root().display(),
-            dir.root().display()
-        )
-    })?;
-    let info: ServerInfo = serde_json::from_str(&text).context("parsing server.json")?;
+    let info = read_server_info(&dir)?;
     let location = drover_core::placeholder::parse_s3_url(&args.url)?;
     let store = open_store(&dir, args.store.database_url.as_deref()).await?;
     let keys = AccessKeys::new(store, std::sync::Arc::new(SystemClock));

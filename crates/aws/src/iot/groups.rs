@@ -23,15 +23,19 @@ pub(super) struct WireThingGroupProperties {
     pub(super) attribute_payload: Option<WireAttributePayload>,
 }
 
-impl WireThingGroupProperties {
-    /// The properties as an update (UpdateThingGroup, UpdateDynamicThingGroup).
-    pub(super) fn into_update(self, expected_version: Option<i64>) -> ThingGroupUpdate {
-        ThingGroupUpdate {
-            description: self.thing_group_description,
-            attribute_payload: self.attribute_payload.map(Into::into),
-            expected_version,
-        }
-    }
+/// The update UpdateThingGroup and UpdateDynamicThingGroup ask for; both require the
+/// properties.
+pub(super) fn group_update(
+    properties: Option<WireThingGroupProperties>,
+    expected_version: Option<i64>,
+) -> Result<ThingGroupUpdate, ApiError> {
+    let properties =
+        properties.ok_or_else(|| ApiError::invalid_request("thingGroupProperties is required"))?;
+    Ok(ThingGroupUpdate {
+        description: properties.thing_group_description,
+        attribute_payload: properties.attribute_payload.map(Into::into),
+        expected_version,
+    })
 }
 
 #[derive(Deserialize)]
@@ -120,13 +124,8 @@ pub async fn update(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let request: UpdateThingGroupRequest = body(&bytes)?;
-    let properties = request
-        .thing_group_properties
-        .ok_or_else(|| ApiError::invalid_request("thingGroupProperties is required"))?;
-    let version = state
-        .registry
-        .update_thing_group(&name, properties.into_update(request.expected_version))
-        .await?;
+    let update = group_update(request.thing_group_properties, request.expected_version)?;
+    let version = state.registry.update_thing_group(&name, update).await?;
     Ok(ok(json!({ "version": version })))
 }
 

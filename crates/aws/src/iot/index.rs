@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::groups::WireThingGroupProperties;
+use super::groups::{WireThingGroupProperties, group_update};
 use super::thing_types::{WireTag, tags};
 use crate::error::ApiError;
 use crate::wire::{Params, body, empty, ok};
@@ -214,15 +214,13 @@ pub async fn update_dynamic_group(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let request: UpdateDynamicThingGroupRequest = body(&bytes)?;
-    let properties = request
-        .thing_group_properties
-        .ok_or_else(|| ApiError::invalid_request("thingGroupProperties is required"))?;
+    let properties = group_update(request.thing_group_properties, request.expected_version)?;
     let version = state
         .registry
         .update_dynamic_thing_group(
             &name,
             DynamicGroupUpdate {
-                properties: properties.into_update(request.expected_version),
+                properties,
                 query_string: request.query_string,
                 index_name: request.index_name,
                 query_version: request.query_version,
