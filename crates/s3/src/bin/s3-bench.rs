@@ -83,6 +83,17 @@ struct Totals {
     requests: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Totals {
+    fn error(&self, what: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(what.to_string());
+        }
+    }
 }
 
 async fn worker(
@@ -98,25 +109,37 @@ async fn worker(
     'connect: while Instant::now() < deadline {
         let tcp = match TcpStream::connect((host.as_str(), port)).await {
             Ok(t) => t,
-            Err(_) => {
-                totals.errors.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                totals.error(format!("connect: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(host.clone()).expect("a valid server name");
-        let Ok(stream) = tls.connect(name, tcp).await else {
-            totals.errors.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let stream = match tls.connect(name, tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                totals.error(format!("TLS: {e}"));
+                continue;
+            }
         };
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await
-        else {
-            totals.errors.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        tokio::spawn(conn);
+        let (mut sender, conn) =
+            match hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    totals.error(format!("HTTP handshake: {e}"));
+                    continue;
+                }
+            };
+        let conn_totals = totals.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                conn_totals.error(format!("connection: {e}"));
+            }
+        });
         while Instant::now() < deadline {
             let path = &paths[next % paths.len()];
             next += 1;
@@ -124,12 +147,15 @@ async fn worker(
                 .header("host", format!("{host}:{port}"))
                 .body(Empty::new())
                 .expect("a valid request");
-            let Ok(response) = sender.send_request(request).await else {
-                totals.errors.fetch_add(1, Ordering::Relaxed);
-                continue 'connect;
+            let response = match sender.send_request(request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    totals.error(format!("request: {e}"));
+                    continue 'connect;
+                }
             };
             if !response.status().is_success() {
-                totals.errors.fetch_add(1, Ordering::Relaxed);
+                totals.error(format!("status {}", response.status()));
             }
             let mut body = response.into_body();
             while let Some(frame) = body.frame().await {
@@ -139,8 +165,8 @@ async fn worker(
                             totals.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
                         }
                     }
-                    Err(_) => {
-                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        totals.error(format!("body: {e}"));
                         continue 'connect;
                     }
                 }
@@ -212,5 +238,13 @@ fn main() -> Result<(), String> {
         bytes as f64 / secs / 1e6,
         totals.errors.load(Ordering::Relaxed)
     );
+    if let Some(e) = totals
+        .first_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        eprintln!("s3-bench {}: first error: {e}", args.label);
+    }
     Ok(())
 }
