@@ -101,7 +101,6 @@ impl Registry {
         self.membership
             .rebuild(std::slice::from_ref(&group), &schema)
             .await?;
-        self.membership.set_status(&group, "ACTIVE").await?;
         self.get_group(&group.name).await
     }
 
@@ -161,7 +160,6 @@ impl Registry {
                         self.membership
                             .rebuild(std::slice::from_ref(&next), &schema)
                             .await?;
-                        self.membership.set_status(&next, "ACTIVE").await?;
                     }
                     return Ok(next.version);
                 }

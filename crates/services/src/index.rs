@@ -108,9 +108,6 @@ impl FleetIndex {
                 self.membership.set_status(group, "REBUILDING").await?;
             }
             self.membership.rebuild(&groups, &next.schema()).await?;
-            for group in &groups {
-                self.membership.set_status(group, "ACTIVE").await?;
-            }
         }
         Ok(())
     }

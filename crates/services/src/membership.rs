@@ -116,8 +116,14 @@ impl DynamicMembership {
         Ok(self.store.put_setting(CONFIGURATION_KEY, &json).await?)
     }
 
-    /// The compiled query of a dynamic group, parsing only when its query string changed.
+    /// The compiled query of a dynamic group.
     fn matcher(&self, group: &ThingGroup, schema: &Schema) -> Option<Matcher> {
+        let query = self.parsed_query(group)?;
+        Some(Matcher::compile_lenient(&query, schema))
+    }
+
+    /// A dynamic group's parsed query, parsing only when its query string changed.
+    fn parsed_query(&self, group: &ThingGroup) -> Option<Arc<Query>> {
         let query_string = &group.dynamic.as_ref()?.query_string;
         let mut parsed = self
             .parsed
@@ -146,7 +152,7 @@ impl DynamicMembership {
                 query
             }
         };
-        Some(Matcher::compile_lenient(&query, schema))
+        Some(query)
     }
 
     /// Re-evaluates one thing against every dynamic group. The registry calls this after each
@@ -185,8 +191,8 @@ impl DynamicMembership {
         }
     }
 
-    /// Recomputes the members of `groups` over all things and stores the difference. The
-    /// caller holds [`Self::exclusive`].
+    /// Recomputes the members of `groups` over all things, stores the difference and marks
+    /// the groups ACTIVE. The caller holds [`Self::exclusive`].
     pub(crate) async fn rebuild(
         &self,
         groups: &[ThingGroup],
@@ -203,11 +209,9 @@ impl DynamicMembership {
         }
         // One group can narrow its scan with an index; several share one pass over all things.
         let scan = match groups {
-            [group] => group
-                .dynamic
-                .as_ref()
-                .and_then(|d| query::parse(&d.query_string).ok())
-                .map_or(CandidateScan::All, |p| query::plan(&p.query, schema)),
+            [group] => self
+                .parsed_query(group)
+                .map_or(CandidateScan::All, |q| query::plan(&q, schema)),
             _ => CandidateScan::All,
         };
         let candidates = self.store.index_candidates(&scan, None, None).await?;
@@ -246,6 +250,9 @@ impl DynamicMembership {
             self.apply(batch.to_vec()).await?;
         }
         summary.store_time = started.elapsed() - summary.evaluate_time;
+        for group in groups {
+            self.set_status(group, "ACTIVE").await?;
+        }
         metrics::histogram!("drover_dynamic_group_rebuild_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
@@ -283,11 +290,7 @@ impl DynamicMembership {
             return Ok(RebuildSummary::default());
         }
         let schema = self.configuration().await?.schema();
-        let summary = self.rebuild(&groups, &schema).await?;
-        for group in &groups {
-            self.set_status(group, "ACTIVE").await?;
-        }
-        Ok(summary)
+        self.rebuild(&groups, &schema).await
     }
 
     /// Sets a dynamic group's status (BUILDING, REBUILDING, ACTIVE) without a new version.

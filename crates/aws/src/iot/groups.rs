@@ -23,6 +23,27 @@ pub(super) struct WireThingGroupProperties {
     pub(super) attribute_payload: Option<WireAttributePayload>,
 }
 
+/// The group CreateThingGroup and CreateDynamicThingGroup ask for (properties are optional).
+pub(super) fn group_spec(
+    name: String,
+    parent: Option<String>,
+    properties: Option<WireThingGroupProperties>,
+    wire_tags: Option<Vec<WireTag>>,
+) -> ThingGroupSpec {
+    let properties = properties.unwrap_or_default();
+    ThingGroupSpec {
+        name,
+        parent,
+        description: properties.thing_group_description,
+        attributes: properties
+            .attribute_payload
+            .and_then(|p| p.attributes)
+            .unwrap_or_default(),
+        tags: tags(wire_tags),
+        dynamic: None,
+    }
+}
+
 /// The update UpdateThingGroup and UpdateDynamicThingGroup ask for; both require the
 /// properties.
 pub(super) fn group_update(
@@ -52,21 +73,13 @@ pub async fn create(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateThingGroupRequest = body(&bytes)?;
-    let properties = request.thing_group_properties.unwrap_or_default();
-    let group = state
-        .registry
-        .create_thing_group(ThingGroupSpec {
-            name,
-            parent: request.parent_group_name,
-            description: properties.thing_group_description,
-            attributes: properties
-                .attribute_payload
-                .and_then(|p| p.attributes)
-                .unwrap_or_default(),
-            tags: tags(request.tags),
-            dynamic: None,
-        })
-        .await?;
+    let spec = group_spec(
+        name,
+        request.parent_group_name,
+        request.thing_group_properties,
+        request.tags,
+    );
+    let group = state.registry.create_thing_group(spec).await?;
     Ok(ok(json!({
         "thingGroupName": group.name,
         "thingGroupArn": state.registry.scope().thing_group(&group.name),

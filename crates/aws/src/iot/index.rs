@@ -7,15 +7,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use drover_core::indexing::{IndexingConfiguration, ThingGroupIndexingConfiguration};
 use drover_core::query::IndexedThing;
-use drover_core::registry::ThingGroupSpec;
 use drover_services::dynamic_groups::{DynamicGroupSpec, DynamicGroupUpdate};
 use drover_services::index::IndexQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::groups::{WireThingGroupProperties, group_update};
-use super::thing_types::{WireTag, tags};
+use super::groups::{WireThingGroupProperties, group_spec, group_update};
+use super::thing_types::WireTag;
 use crate::error::ApiError;
 use crate::wire::{Params, body, empty, ok};
 
@@ -164,24 +163,13 @@ pub async fn create_dynamic_group(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateDynamicThingGroupRequest = body(&bytes)?;
-    let properties = request.thing_group_properties.unwrap_or_default();
     let query_string = request
         .query_string
         .ok_or_else(|| ApiError::invalid_request("queryString is required"))?;
     let group = state
         .registry
         .create_dynamic_thing_group(DynamicGroupSpec {
-            group: ThingGroupSpec {
-                name,
-                parent: None,
-                description: properties.thing_group_description,
-                attributes: properties
-                    .attribute_payload
-                    .and_then(|p| p.attributes)
-                    .unwrap_or_default(),
-                tags: tags(request.tags),
-                dynamic: None,
-            },
+            group: group_spec(name, None, request.thing_group_properties, request.tags),
             query_string,
             index_name: request.index_name,
             query_version: request.query_version,
