@@ -13,6 +13,7 @@
 
 mod queries;
 mod schema;
+mod sessions;
 
 use std::time::Duration;
 

@@ -73,6 +73,28 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX thing_attributes_by_folded_value
         ON thing_attributes (key, lower(value), thing_name);
      CREATE INDEX thing_groups_dynamic ON thing_groups (name) WHERE query_string IS NOT NULL;"#,
+    // 3: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
+    r#"CREATE TABLE mqtt_sessions (
+        client_id TEXT COLLATE "C" PRIMARY KEY,
+        expiry_secs BIGINT NOT NULL,
+        subscriptions TEXT NOT NULL,
+        disconnected_at BIGINT);
+     CREATE TABLE mqtt_queue (
+        id BIGSERIAL PRIMARY KEY,
+        client_id TEXT COLLATE "C" NOT NULL,
+        topic TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        qos SMALLINT NOT NULL,
+        retain BOOLEAN NOT NULL,
+        properties TEXT,
+        enqueued_at BIGINT NOT NULL);
+     CREATE INDEX mqtt_queue_by_client ON mqtt_queue (client_id, id);
+     CREATE TABLE mqtt_retained (
+        topic TEXT COLLATE "C" PRIMARY KEY,
+        payload BYTEA NOT NULL,
+        qos SMALLINT NOT NULL,
+        properties TEXT,
+        updated_at BIGINT NOT NULL);"#,
 ];
 
 /// Brings the schema (the first one on the connection's search path) up to date inside one

@@ -9,6 +9,7 @@
 
 mod queries;
 mod schema;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -65,6 +65,28 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX thing_attributes_by_folded_value
         ON thing_attributes (key, lower(value), thing_name);
      CREATE INDEX thing_groups_dynamic ON thing_groups (name) WHERE query_string IS NOT NULL;",
+    // 3: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
+    "CREATE TABLE mqtt_sessions (
+        client_id TEXT PRIMARY KEY,
+        expiry_secs INTEGER NOT NULL,
+        subscriptions TEXT NOT NULL,
+        disconnected_at INTEGER);
+     CREATE TABLE mqtt_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL,
+        properties TEXT,
+        enqueued_at INTEGER NOT NULL);
+     CREATE INDEX mqtt_queue_by_client ON mqtt_queue (client_id, id);
+     CREATE TABLE mqtt_retained (
+        topic TEXT PRIMARY KEY,
+        payload BLOB NOT NULL,
+        qos INTEGER NOT NULL,
+        properties TEXT,
+        updated_at INTEGER NOT NULL);",
 ];
 
 /// Brings the schema up to date inside one transaction.
