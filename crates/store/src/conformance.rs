@@ -64,6 +64,7 @@ pub async fn run_all(store: &dyn Store) {
     groups_and_membership(store).await;
     settings_overwrite(store).await;
     fleet_index(store).await;
+    mqtt_sessions(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -664,4 +665,87 @@ async fn fleet_index(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(members.items, ["idx-B"]);
+}
+
+async fn mqtt_sessions(store: &dyn Store) {
+    let session = MqttSessionRecord {
+        client_id: "dev-1".into(),
+        expiry_secs: 3600,
+        subscriptions: r#"[{"filter":"a/#","qos":1}]"#.into(),
+        disconnected_at: None,
+    };
+    store.put_mqtt_session(&session).await.unwrap();
+    let mut updated = session.clone();
+    updated.disconnected_at = Some(Timestamp(1_700_000_000_000));
+    store.put_mqtt_session(&updated).await.unwrap();
+    assert_eq!(
+        store.get_mqtt_session("dev-1").await.unwrap(),
+        Some(updated.clone())
+    );
+    assert_eq!(store.get_mqtt_session("nobody").await.unwrap(), None);
+    assert_eq!(store.list_mqtt_sessions().await.unwrap(), vec![updated]);
+
+    let message = |client: &str, payload: &[u8]| MqttQueuedMessage {
+        id: 0,
+        client_id: client.into(),
+        topic: "a/b".into(),
+        payload: payload.to_vec(),
+        qos: 1,
+        retain: false,
+        properties: Some(r#"{"content_type":"text/plain"}"#.into()),
+        enqueued_at: Timestamp(1_700_000_000_001),
+    };
+    let ids = store
+        .enqueue_mqtt_messages(&[
+            message("dev-1", b"one"),
+            message("dev-2", b"other"),
+            message("dev-1", &[0, 159, 255]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "ids increase: {ids:?}");
+    let queued = store.list_mqtt_queue("dev-1", 0, 10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].id, ids[0]);
+    assert_eq!(queued[1].payload, vec![0, 159, 255], "binary payloads");
+    assert_eq!(queued[0].properties, message("x", b"").properties);
+    assert_eq!(
+        store
+            .list_mqtt_queue("dev-1", ids[0], 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.count_mqtt_queue("dev-1").await.unwrap(), 2);
+    store
+        .delete_mqtt_messages(&[ids[0], 999_999])
+        .await
+        .unwrap();
+    assert_eq!(store.count_mqtt_queue("dev-1").await.unwrap(), 1);
+    // Deleting a session drops its queue, and only its queue.
+    store.delete_mqtt_session("dev-1").await.unwrap();
+    assert_eq!(store.count_mqtt_queue("dev-1").await.unwrap(), 0);
+    assert_eq!(store.count_mqtt_queue("dev-2").await.unwrap(), 1);
+    assert!(store.list_mqtt_sessions().await.unwrap().is_empty());
+
+    let retained = RetainedMessage {
+        topic: "state/x".into(),
+        payload: b"on".to_vec(),
+        qos: 1,
+        properties: None,
+        updated_at: Timestamp(1_700_000_000_002),
+    };
+    store.put_retained_message(&retained).await.unwrap();
+    let mut replaced = retained.clone();
+    replaced.payload = b"off".to_vec();
+    store.put_retained_message(&replaced).await.unwrap();
+    assert_eq!(
+        store.list_retained_messages().await.unwrap(),
+        vec![replaced]
+    );
+    assert!(store.delete_retained_message("state/x").await.unwrap());
+    assert!(!store.delete_retained_message("state/x").await.unwrap());
+    assert!(store.list_retained_messages().await.unwrap().is_empty());
 }
