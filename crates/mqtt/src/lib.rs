@@ -22,7 +22,7 @@ mod connection;
 mod listener;
 mod message;
 mod presence;
-mod protocol;
+pub mod protocol;
 mod reserved;
 mod router;
 mod session;

@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "DROVER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Publishes per second one device connection may send (AWS IoT's limit is 100); faster
+    /// publishers are slowed down, not dropped. 0 lifts the limit (benchmarks).
+    #[arg(long, env = "DROVER_MQTT_PUBLISH_RATE", default_value_t = 100)]
+    pub mqtt_publish_rate: u32,
+    /// The shortest MQTT keep-alive honoured, in seconds (AWS IoT: 30); shorter requests are
+    /// raised to it.
+    #[arg(long, env = "DROVER_MQTT_MIN_KEEPALIVE", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=1200))]
+    pub mqtt_min_keepalive: u16,
 }
 
 #[derive(Debug, Clone, Args)]
