@@ -409,7 +409,7 @@ impl Broker {
         if !clean_start && self.slot(client_id).is_none() {
             self.load_session(client_id).await?;
         }
-        let (slot, previous, resumed, dropped_subscriptions) = {
+        let (slot, previous, resumed, discard_stored, dropped_subscriptions) = {
             let mut sessions = self
                 .inner
                 .sessions
@@ -435,6 +435,9 @@ impl Broker {
             let mut state = slot.lock();
             let previous = state.connection.replace(handle);
             let resumed = existed && !clean_start && state.persistent;
+            // Every stored session of this node is in the table (loaded at start, or just
+            // above), so only a persistent one being replaced has records to discard.
+            let discard_stored = existed && !resumed && state.persistent;
             let dropped = if resumed {
                 Vec::new()
             } else {
@@ -447,7 +450,7 @@ impl Broker {
             state.disconnected_at = None;
             state.offline_queued = 0;
             drop(state);
-            (slot, previous, resumed, dropped)
+            (slot, previous, resumed, discard_stored, dropped)
         };
         if !dropped_subscriptions.is_empty() {
             let mut router = self
@@ -459,8 +462,8 @@ impl Broker {
                 router.unsubscribe(&filter, &SubscriberId::Client(client_id.clone()));
             }
         }
-        if !resumed {
-            // A clean start discards whatever a previous session stored.
+        if discard_stored {
+            // A clean start discards whatever the previous session stored.
             self.inner
                 .store
                 .delete_mqtt_session(client_id)
