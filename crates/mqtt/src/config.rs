@@ -37,8 +37,8 @@ pub struct BrokerConfig {
     pub min_keep_alive_secs: u16,
     /// How long a client has to finish the TLS handshake and send CONNECT.
     pub connect_timeout: Duration,
-    /// TLS handshakes in progress at once; more connections wait in the accept backlog, so a
-    /// burst of connects cannot starve the connections already served.
+    /// TLS handshakes (after ClientHello) computing at once; more wait their turn, so a burst
+    /// of connects cannot starve the connections already served.
     pub max_concurrent_handshakes: usize,
 }
 

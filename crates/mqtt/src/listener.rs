@@ -1,12 +1,17 @@
-//! The device port: accepts TCP connections, completes the TLS handshake (bounded in time
-//! and in how many run at once, so a connect storm queues in the backlog instead of starving
-//! the devices already connected), and hands each connection to its own task.
+//! The device port: accepts TCP connections, completes the TLS handshake and hands each
+//! connection to its own task.
+//!
+//! A connect storm must not starve the devices already connected, and sockets that connect
+//! and then say nothing must not lock new devices out. So sockets are accepted freely and each
+//! has the connect timeout to send its ClientHello (cheap to wait for); only the expensive
+//! part — the handshake's key exchange and signatures — is limited to a fixed number at once,
+//! with the rest queued in arrival order.
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::broker::Broker;
 use crate::connection;
@@ -18,16 +23,10 @@ pub async fn serve(
     broker: Broker,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let handshakes = Arc::new(Semaphore::new(
         broker.inner.config.max_concurrent_handshakes,
     ));
     loop {
-        // Wait for a handshake slot before accepting: the kernel's backlog holds the rest.
-        let permit = tokio::select! {
-            permit = handshakes.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = shutdown.changed() => return,
-        };
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -41,25 +40,35 @@ pub async fn serve(
             _ = shutdown.changed() => return,
         };
         let _ = socket.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let broker = broker.clone();
+        let handshakes = handshakes.clone();
         tokio::spawn(async move {
             let timeout = broker.inner.config.connect_timeout;
-            let stream = match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    metrics::counter!("drover_mqtt_tls_failures_total").increment(1);
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
+            let deadline = tokio::time::Instant::now() + timeout;
+            let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), socket);
+            let start = match tokio::time::timeout_at(deadline, acceptor).await {
+                Ok(Ok(start)) => start,
+                Ok(Err(e)) => return handshake_failed(peer, &e.to_string()),
                 Err(_) => {
-                    metrics::counter!("drover_mqtt_tls_failures_total").increment(1);
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
+                    return handshake_failed(peer, "no ClientHello within the connect timeout");
                 }
+            };
+            let Ok(permit) = handshakes.acquire_owned().await else {
+                return;
+            };
+            let stream = match tokio::time::timeout_at(deadline, start.into_stream(tls)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return handshake_failed(peer, &e.to_string()),
+                Err(_) => return handshake_failed(peer, "handshake timed out"),
             };
             drop(permit);
             connection::serve(broker, stream, peer).await;
         });
     }
+}
+
+fn handshake_failed(peer: std::net::SocketAddr, why: &str) {
+    metrics::counter!("drover_mqtt_tls_failures_total").increment(1);
+    tracing::info!(%peer, error = why, "TLS handshake failed");
 }

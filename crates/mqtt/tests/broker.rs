@@ -725,3 +725,36 @@ async fn services_publish_through_the_same_routing_and_receive_checks() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn silent_sockets_do_not_lock_devices_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let authority = FakeAuthority::new();
+    let a = pki.device("thing-a");
+    authority.register(&a, THING_POLICY);
+    // Few handshake slots, so sockets holding slots would show at once.
+    let config = BrokerConfig {
+        max_concurrent_handshakes: 2,
+        ..BrokerConfig::default()
+    };
+    let server = Server::start_with(&pki, authority, dir.path(), config).await;
+    let mut silent = Vec::new();
+    for i in 0..200 {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        if i % 2 == 0 {
+            // The first bytes of a TLS record, then nothing.
+            socket.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        }
+        silent.push(socket);
+    }
+    // Served while the silent sockets wait out their 10 s connect timeout.
+    let mut device = connect(&server, &pki, &a).await;
+    device
+        .client
+        .subscribe("things/thing-a/x", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    device.suback().await.unwrap();
+    drop(silent);
+}
