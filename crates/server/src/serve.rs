@@ -12,7 +12,7 @@ use drover_core::arn::ArnScope;
 use drover_s3::storage::Backend;
 use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
-use drover_services::{AccessKeys, Clock, FleetIndex, Registry, SystemClock};
+use drover_services::{AccessKeys, Clock, DeviceServices, FleetIndex, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -64,6 +64,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("reconciling dynamic thing groups")?;
     let index = FleetIndex::new(store.clone(), registry.membership().clone());
+    // Certificates, policies and the device directory the MQTT broker authenticates with.
+    let devices = DeviceServices::new(
+        store.clone(),
+        registry.scope().clone(),
+        clock.clone(),
+        pki::device_ca(&dir)?,
+        registry.membership().clone(),
+    );
     let endpoints = Endpoints {
         data: advertised(args.mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
@@ -83,6 +91,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ApiState {
             registry,
             index,
+            certificates: devices.certificates.clone(),
+            policies: devices.policies.clone(),
             endpoints: Arc::new(endpoints),
         },
         auth,
