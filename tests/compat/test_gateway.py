@@ -27,9 +27,6 @@ from mqtt_devices import (
 import paho.mqtt.client as paho
 
 
-pytestmark = pytest.mark.skip(reason="the gateway is wired into drover serve in the next commit")
-
-
 def topic(device, leaf):
     return f"devices/{device.thing}/{leaf}"
 

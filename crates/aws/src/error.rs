@@ -93,6 +93,27 @@ impl From<ServiceError> for ApiError {
             ServiceError::VersionConflict(m) => {
                 ApiError::new(StatusCode::CONFLICT, "VersionConflictException", m)
             }
+            // AWS IoT answers CertificateStateException with 406 Not Acceptable.
+            ServiceError::CertificateState(m) => {
+                ApiError::new(StatusCode::NOT_ACCEPTABLE, "CertificateStateException", m)
+            }
+            ServiceError::CertificateValidation(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "CertificateValidationException", m)
+            }
+            ServiceError::RegistrationCodeValidation(m) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "RegistrationCodeValidationException",
+                m,
+            ),
+            ServiceError::DeleteConflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "DeleteConflictException", m)
+            }
+            ServiceError::VersionsLimitExceeded(m) => {
+                ApiError::new(StatusCode::CONFLICT, "VersionsLimitExceededException", m)
+            }
+            ServiceError::MalformedPolicy(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "MalformedPolicyException", m)
+            }
             ServiceError::Internal(_) => ApiError::internal(),
         }
     }

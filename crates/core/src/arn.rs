@@ -15,6 +15,9 @@ pub enum ResourceKind {
     Thing,
     ThingGroup,
     ThingType,
+    Certificate,
+    CaCertificate,
+    Policy,
 }
 
 impl ResourceKind {
@@ -23,6 +26,9 @@ impl ResourceKind {
             ResourceKind::Thing => "thing",
             ResourceKind::ThingGroup => "thinggroup",
             ResourceKind::ThingType => "thingtype",
+            ResourceKind::Certificate => "cert",
+            ResourceKind::CaCertificate => "cacert",
+            ResourceKind::Policy => "policy",
         }
     }
 }
@@ -55,6 +61,18 @@ impl ArnScope {
 
     pub fn thing_type(&self, name: &str) -> String {
         self.arn(ResourceKind::ThingType, name)
+    }
+
+    pub fn certificate(&self, id: &str) -> String {
+        self.arn(ResourceKind::Certificate, id)
+    }
+
+    pub fn ca_certificate(&self, id: &str) -> String {
+        self.arn(ResourceKind::CaCertificate, id)
+    }
+
+    pub fn policy(&self, name: &str) -> String {
+        self.arn(ResourceKind::Policy, name)
     }
 
     /// The resource name of an ARN of `kind` in this scope, or `None` when the ARN belongs to

@@ -7,13 +7,16 @@
 //! call into these functions so that each rule has exactly one home.
 
 pub mod arn;
+pub mod certificates;
 pub mod error;
 pub mod indexing;
+pub mod iot_policies;
 pub mod limits;
 pub mod mqtt_topic;
 pub mod names;
 pub mod placeholder;
 pub mod policy;
+pub mod presence;
 pub mod query;
 pub mod registry;
 pub mod time;

@@ -366,6 +366,21 @@ impl<S: DeviceStream> Connection<S> {
                 self.buf.reserve(READ_CHUNK);
             }
             tokio::select! {
+                // Instructions first: a takeover's Close must win over the outbox closing.
+                biased;
+                control = self.control.recv() => {
+                    match control {
+                        Some(Control::Close { reason, why }) => {
+                            return Ending { reason: Some(reason), why, publish_will: true };
+                        }
+                        Some(Control::Reauthorize) => {
+                            if let Some(ending) = self.reauthorize().await {
+                                return ending;
+                            }
+                        }
+                        None => {}
+                    }
+                }
                 read = self.stream.read_buf(&mut self.buf) => {
                     match read {
                         Ok(0) | Err(_) => return Ending::lost(),
@@ -379,9 +394,13 @@ impl<S: DeviceStream> Connection<S> {
                         self.buf = BytesMut::new();
                     }
                 }
-                delivery = self.outbox.recv() => {
+                // A client that does not acknowledge stops being fed: its outbox fills and
+                // the broker drops (QoS 0) or keeps in the store (persistent QoS 1) the rest.
+                delivery = self.outbox.recv(), if self.pending.len() < OUTBOX_CAPACITY => {
                     let Some(delivery) = delivery else {
-                        return Ending::server(ReasonCode::ServerShuttingDown, reason::SERVER_INITIATED_DISCONNECT);
+                        // The session dropped this connection's handle: another connection
+                        // took the client id over.
+                        return Ending::server(ReasonCode::SessionTakenOver, reason::DUPLICATE_CLIENTID);
                     };
                     self.enqueue(delivery);
                     while self.pending.len() < OUTBOX_CAPACITY {
@@ -389,19 +408,6 @@ impl<S: DeviceStream> Connection<S> {
                             Ok(d) => self.enqueue(d),
                             Err(_) => break,
                         }
-                    }
-                }
-                control = self.control.recv() => {
-                    match control {
-                        Some(Control::Close { reason, why }) => {
-                            return Ending { reason: Some(reason), why, publish_will: true };
-                        }
-                        Some(Control::Reauthorize) => {
-                            if let Some(ending) = self.reauthorize().await {
-                                return ending;
-                            }
-                        }
-                        None => {}
                     }
                 }
                 _ = &mut keep_alive => {

@@ -2,10 +2,64 @@
 //! [`drover_mqtt::DeviceAuthority`]; this adapter answers from the certificate, principal and
 //! policy registry (`drover_services::DeviceDirectory`).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
 use async_trait::async_trait;
-use drover_mqtt::{AuthorityChange, DeviceAuthority, DeviceGrant, PresenceRecord};
+use drover_mqtt::{
+    AuthorityChange, Broker, BrokerConfig, DeviceAuthority, DeviceGrant, PresenceRecord,
+};
 use drover_services::{DeviceDirectory, PresenceUpdate, PrincipalChange};
-use tokio::sync::broadcast;
+use drover_store::SharedStore;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::cli::ServeArgs;
+use crate::pki::ServerIdentity;
+
+/// The running gateway: the broker (the services publish through it) and its listener task.
+pub struct Gateway {
+    pub broker: Broker,
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+}
+
+/// Binds `--mqtt-addr`, restores the broker's persistent sessions and retained messages, and
+/// starts serving devices until `shutdown`.
+pub async fn start(
+    args: &ServeArgs,
+    identity: &ServerIdentity,
+    directory: DeviceDirectory,
+    store: SharedStore,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Gateway> {
+    let listener = TcpListener::bind(args.mqtt_addr)
+        .await
+        .with_context(|| format!("binding --mqtt-addr {}", args.mqtt_addr))?;
+    let addr = listener.local_addr()?;
+    let tls = Arc::new(
+        drover_mqtt::server_config(&identity.cert_chain_pem, &identity.key_pem)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let config = BrokerConfig {
+        publish_rate_per_connection: args.mqtt_publish_rate,
+        min_keep_alive_secs: args.mqtt_min_keepalive,
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::start(
+        config,
+        Arc::new(RegistryAuthority::new(directory)),
+        store,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+    .context("starting the MQTT broker")?;
+    let task = tokio::spawn(drover_mqtt::serve(listener, tls, broker.clone(), shutdown));
+    Ok(Gateway { broker, addr, task })
+}
 
 /// [`DeviceDirectory`] as the broker's authority.
 pub struct RegistryAuthority {

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod datadir;
+mod gateway;
 mod https;
 mod observability;
 mod pki;

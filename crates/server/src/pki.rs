@@ -1,5 +1,6 @@
-//! drover's own PKI: the root CA kept in the data directory and the server certificate the
-//! HTTPS (and later MQTT and S3) listeners present.
+//! drover's own PKI: the root CA kept in the data directory (it also signs the device
+//! certificates drover issues, through `drover_services::DeviceCa`) and the server certificate
+//! the HTTPS (and later MQTT and S3) listeners present.
 //!
 //! The CA is created once and never replaced (devices and clients trust it). The server
 //! certificate is reissued by the same CA whenever it no longer covers every requested host
@@ -52,6 +53,13 @@ pub fn ensure_ca(dir: &DataDir) -> Result<()> {
     crate::datadir::write_atomic(&dir.ca_cert(), cert.pem().as_bytes())?;
     tracing::info!(path = %dir.ca_cert().display(), "created the root CA");
     Ok(())
+}
+
+/// drover's CA as the certificate services use it (to issue device certificates).
+pub fn device_ca(dir: &DataDir) -> Result<drover_services::DeviceCa> {
+    let cert = std::fs::read_to_string(dir.ca_cert()).context("reading root-ca.pem")?;
+    let key = std::fs::read_to_string(dir.ca_key()).context("reading the CA key")?;
+    drover_services::DeviceCa::new(&cert, &key).map_err(anyhow::Error::msg)
 }
 
 /// The server certificate for `hostnames` (plus localhost and loopback addresses), reusing the

@@ -12,7 +12,7 @@ use drover_core::arn::ArnScope;
 use drover_s3::storage::Backend;
 use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
-use drover_services::{AccessKeys, Clock, FleetIndex, Registry, SystemClock};
+use drover_services::{AccessKeys, Clock, DeviceServices, FleetIndex, Registry, SystemClock};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::cli::ServeArgs;
 use crate::datadir::{self, DataDir, ServerInfo};
-use crate::{https, observability, pki};
+use crate::{gateway, https, observability, pki};
 
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -64,8 +64,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("reconciling dynamic thing groups")?;
     let index = FleetIndex::new(store.clone(), registry.membership().clone());
+    // Certificates, policies and the device directory the MQTT broker authenticates with.
+    let devices = DeviceServices::new(
+        store.clone(),
+        registry.scope().clone(),
+        clock.clone(),
+        pki::device_ca(&dir)?,
+        registry.membership().clone(),
+    );
+    // The device gateway: MQTT over TLS on --mqtt-addr, authenticating devices against the
+    // certificate and policy registry.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gateway = gateway::start(
+        &args,
+        &identity,
+        devices.directory.clone(),
+        store.clone(),
+        shutdown_rx.clone(),
+    )
+    .await?;
+    let mqtt_addr = gateway.addr;
+    // The services publish through the broker (jobs notifications, events).
+    let _broker = gateway.broker.clone();
     let endpoints = Endpoints {
-        data: advertised(args.mqtt_addr, &args.hostname),
+        data: advertised(mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
         credential_provider: advertised(http_addr, &args.hostname),
     };
@@ -83,6 +105,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ApiState {
             registry,
             index,
+            certificates: devices.certificates.clone(),
+            policies: devices.policies.clone(),
             endpoints: Arc::new(endpoints),
         },
         auth,
@@ -99,7 +123,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         account_id: account_id.clone(),
         region: args.region.clone(),
         http_addr: http_addr.to_string(),
-        mqtt_addr: args.mqtt_addr.to_string(),
+        mqtt_addr: mqtt_addr.to_string(),
         s3_addr: s3_addr.to_string(),
         database: match &args.database_url {
             Some(url) => redact_url(url),
@@ -111,7 +135,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         serde_json::to_string_pretty(&info)?.as_bytes(),
     )?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(https::serve(
         http_listener,
         tls.clone(),
@@ -119,9 +142,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         shutdown_rx.clone(),
     ));
     let s3_server = tokio::spawn(https::serve(s3_listener, tls, s3_app, shutdown_rx));
-    tracing::info!(%http_addr, %s3_addr, account_id, region = %args.region, "drover is serving the AWS IoT API and the S3 artifact store");
+    tracing::info!(%http_addr, %mqtt_addr, %s3_addr, account_id, region = %args.region, "drover is serving the AWS IoT API, the device gateway and the S3 artifact store");
     println!(
-        "drover listening on https://{http_addr} (account {account_id}, region {}), S3 on https://{s3_addr}",
+        "drover listening on https://{http_addr} (account {account_id}, region {}), MQTT on {mqtt_addr}, S3 on https://{s3_addr}",
         args.region
     );
     println!(
@@ -136,6 +159,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let _ = shutdown_tx.send(true);
     server.await.context("the HTTPS listener panicked")?;
     s3_server.await.context("the S3 listener panicked")?;
+    gateway.task.await.context("the MQTT listener panicked")?;
+    // Let device connections close and save their sessions.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -31,6 +31,25 @@ pub enum ServiceError {
     /// `expectedVersion` did not match.
     #[error("{0}")]
     VersionConflict(String),
+    /// A certificate's (or CA certificate's) status forbids the operation.
+    #[error("{0}")]
+    CertificateState(String),
+    /// A certificate that is not valid: unparsable, expired, not a CA where one is needed, or
+    /// not signed by the CA it claims.
+    #[error("{0}")]
+    CertificateValidation(String),
+    /// A CA's verification certificate does not carry the registration code.
+    #[error("{0}")]
+    RegistrationCodeValidation(String),
+    /// The resource is still in use (attached, or has other versions).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// A policy already has the maximum number of versions.
+    #[error("{0}")]
+    VersionsLimitExceeded(String),
+    /// A policy document the policy engine refuses.
+    #[error("{0}")]
+    MalformedPolicy(String),
     /// The store failed; details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),

@@ -180,6 +180,21 @@ impl DynamicMembership {
         Ok(())
     }
 
+    /// A client's connection state changed: re-evaluates the thing of that name, but only when
+    /// some dynamic group's query reads `connectivity.*` (otherwise nothing can change).
+    pub async fn connectivity_changed(&self, thing: &str) -> ServiceResult<()> {
+        let groups = self.store.list_dynamic_groups().await?;
+        let uses_connectivity = groups
+            .iter()
+            .filter_map(|g| self.parsed_query(g))
+            .any(|q| q.uses_connectivity());
+        if !uses_connectivity {
+            return Ok(());
+        }
+        let _shared = self.shared().await;
+        self.thing_changed(thing).await
+    }
+
     /// Announces that `things` left `group` because it (or they) were deleted.
     pub(crate) fn announce_left(&self, group: &str, things: impl IntoIterator<Item = String>) {
         for thing in things {

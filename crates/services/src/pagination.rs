@@ -4,7 +4,7 @@
 //! refused with InvalidRequestException rather than silently restarting the listing.
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use drover_store::PageRequest;
 
 use crate::{ServiceError, ServiceResult};
@@ -34,6 +34,31 @@ pub fn request(next_token: Option<&str>, max_results: Option<i64>) -> ServiceRes
     Ok(PageRequest { after, limit })
 }
 
+/// A `marker` (the certificate and policy listings' token): standard base64, the alphabet
+/// AWS's `Marker` pattern `[A-Za-z0-9+/]+={0,2}` allows.
+pub fn encode_marker(after: &str) -> String {
+    STANDARD.encode(format!("{PREFIX}{after}"))
+}
+
+pub fn decode_marker(marker: &str) -> ServiceResult<String> {
+    let invalid = || ServiceError::InvalidRequest(format!("Invalid marker: {marker}"));
+    let bytes = STANDARD.decode(marker).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix(PREFIX)
+        .map(str::to_string)
+        .ok_or_else(invalid)
+}
+
+/// Builds the store page request from a `marker` and `pageSize`.
+pub fn marker_request(marker: Option<&str>, page_size: Option<i64>) -> ServiceResult<PageRequest> {
+    let limit = drover_core::iot_policies::check_page_size(page_size)?;
+    let after = marker
+        .filter(|m| !m.is_empty())
+        .map(decode_marker)
+        .transpose()?;
+    Ok(PageRequest { after, limit })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +77,13 @@ mod tests {
             }
         );
         assert!(request(None, Some(0)).is_err());
+        let marker = encode_marker("1700000000000:abc");
+        assert!(
+            marker
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        );
+        assert_eq!(decode_marker(&marker).unwrap(), "1700000000000:abc");
+        assert!(decode_marker("@@").is_err());
     }
 }

@@ -181,7 +181,8 @@ impl Registry {
         }
     }
 
-    /// DeleteThing. Deleting a thing that does not exist succeeds, as on AWS.
+    /// DeleteThing. Deleting a thing that does not exist succeeds, as on AWS; a thing with
+    /// principals attached is refused until they are detached (AWS answers so too).
     pub async fn delete_thing(
         &self,
         name: &str,
@@ -190,7 +191,15 @@ impl Registry {
         check_name("thingName", name)?;
         let _shared = self.membership.shared().await;
         let dynamic_groups = self.dynamic_groups_of(name).await?;
-        match self.store.delete_thing(name, expected_version).await? {
+        let outcome = match self.store.delete_thing(name, expected_version).await {
+            Err(StoreError::MissingReference(_)) => {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "Cannot delete. Thing {name} is still attached to one or more principals"
+                )));
+            }
+            other => other?,
+        };
+        match outcome {
             CasOutcome::Done => {
                 for group in dynamic_groups {
                     self.membership.announce_left(&group, [name.to_string()]);

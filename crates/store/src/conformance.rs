@@ -65,6 +65,10 @@ pub async fn run_all(store: &dyn Store) {
     settings_overwrite(store).await;
     fleet_index(store).await;
     mqtt_sessions(store).await;
+    certificates(store).await;
+    thing_principals(store).await;
+    policies(store).await;
+    presence(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -748,4 +752,643 @@ async fn mqtt_sessions(store: &dyn Store) {
     assert!(store.delete_retained_message("state/x").await.unwrap());
     assert!(!store.delete_retained_message("state/x").await.unwrap());
     assert!(store.list_retained_messages().await.unwrap().is_empty());
+}
+
+fn certificate(id: &str, created_at: i64, ca: Option<&str>) -> CertificateRecord {
+    CertificateRecord {
+        id: id.into(),
+        pem: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+        status: "ACTIVE".into(),
+        ca_certificate_id: ca.map(str::to_string),
+        mode: "DEFAULT".into(),
+        not_before: Timestamp(1_000),
+        not_after: Timestamp(2_000_000_000_000),
+        created_at: Timestamp(created_at),
+        updated_at: Timestamp(created_at),
+        version: 1,
+        generation_id: format!("gen-{id}"),
+    }
+}
+
+fn ca_certificate(id: &str, subject: &str, created_at: i64) -> CaCertificateRecord {
+    CaCertificateRecord {
+        id: id.into(),
+        pem: "pem".into(),
+        subject: subject.into(),
+        status: "ACTIVE".into(),
+        auto_registration: "DISABLE".into(),
+        registration_config: Some(r#"{"templateName":"t"}"#.into()),
+        mode: "DEFAULT".into(),
+        not_before: Timestamp(1),
+        not_after: Timestamp(2),
+        created_at: Timestamp(created_at),
+        updated_at: Timestamp(created_at),
+        version: 1,
+        generation_id: "g".into(),
+    }
+}
+
+fn ids<T>(page: &Page<T>, id: impl Fn(&T) -> &str) -> Vec<String> {
+    page.items.iter().map(|i| id(i).to_string()).collect()
+}
+
+async fn certificates(store: &dyn Store) {
+    // Two share a creation time: the id breaks the tie.
+    let c1 = certificate("c1", 100, Some("ca1"));
+    let c2 = certificate("c2", 200, None);
+    let c3 = certificate("c3", 200, Some("ca1"));
+    for c in [&c1, &c2, &c3] {
+        store.insert_certificate(c).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_certificate(&c1).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.get_certificate("c1").await.unwrap(), Some(c1.clone()));
+    assert_eq!(store.get_certificate("nope").await.unwrap(), None);
+
+    let newest_first = store
+        .list_certificates(None, &page(None, 2), false)
+        .await
+        .unwrap();
+    assert_eq!(ids(&newest_first, |c| &c.id), ["c3", "c2"]);
+    let rest = store
+        .list_certificates(None, &page(newest_first.next_after.as_deref(), 2), false)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest, |c| &c.id), ["c1"]);
+    assert_eq!(rest.next_after, None);
+    let oldest_first = store
+        .list_certificates(None, &page(None, 2), true)
+        .await
+        .unwrap();
+    assert_eq!(ids(&oldest_first, |c| &c.id), ["c1", "c2"]);
+    let rest = store
+        .list_certificates(None, &page(oldest_first.next_after.as_deref(), 2), true)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest, |c| &c.id), ["c3"]);
+    let by_ca = store
+        .list_certificates(Some("ca1"), &page(None, 10), true)
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_ca, |c| &c.id), ["c1", "c3"]);
+
+    let mut inactive = c1.clone();
+    inactive.status = "INACTIVE".into();
+    inactive.version = 2;
+    inactive.updated_at = Timestamp(300);
+    assert_eq!(
+        store.replace_certificate(&inactive, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.replace_certificate(&inactive, 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store
+            .replace_certificate(&certificate("ghost", 1, None), 1)
+            .await
+            .unwrap(),
+        CasOutcome::NotFound
+    );
+    assert_eq!(store.get_certificate("c1").await.unwrap(), Some(inactive));
+    assert_eq!(
+        store.delete_certificate("c1", 1, false).await.unwrap(),
+        DeleteOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.delete_certificate("ghost", 1, false).await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+    assert_eq!(
+        store.delete_certificate("c1", 2, false).await.unwrap(),
+        DeleteOutcome::Done
+    );
+    assert_eq!(store.get_certificate("c1").await.unwrap(), None);
+
+    // CA certificates.
+    let ca1 = ca_certificate("ca1", "CN=Fleet CA", 10);
+    let ca2 = ca_certificate("ca2", "CN=Fleet CA", 20);
+    let ca3 = ca_certificate("ca3", "CN=Other", 30);
+    for ca in [&ca1, &ca2, &ca3] {
+        store.insert_ca_certificate(ca).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_ca_certificate(&ca1).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_ca_certificate("ca1").await.unwrap(),
+        Some(ca1.clone())
+    );
+    let same_subject = store.find_ca_certificates("CN=Fleet CA").await.unwrap();
+    assert_eq!(
+        same_subject
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["ca1", "ca2"]
+    );
+    let listed = store
+        .list_ca_certificates(&page(None, 2), false)
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed, |c| &c.id), ["ca3", "ca2"]);
+    let rest = store
+        .list_ca_certificates(&page(listed.next_after.as_deref(), 2), false)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest, |c| &c.id), ["ca1"]);
+    let mut off = ca1.clone();
+    off.status = "INACTIVE".into();
+    off.registration_config = None;
+    off.version = 2;
+    assert_eq!(
+        store.replace_ca_certificate(&off, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(store.get_ca_certificate("ca1").await.unwrap(), Some(off));
+    assert_eq!(
+        store.delete_ca_certificate("ca1", 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.delete_ca_certificate("ca1", 2).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.delete_ca_certificate("ca1", 2).await.unwrap(),
+        CasOutcome::NotFound
+    );
+    for id in ["c2", "c3"] {
+        assert_eq!(
+            store.delete_certificate(id, 1, false).await.unwrap(),
+            DeleteOutcome::Done
+        );
+    }
+    for id in ["ca2", "ca3"] {
+        store.delete_ca_certificate(id, 1).await.unwrap();
+    }
+}
+
+async fn thing_principals(store: &dyn Store) {
+    for name in ["p-thing1", "p-thing2"] {
+        store.insert_thing(&thing(name, &[])).await.unwrap();
+    }
+    for id in ["pc1", "pc2"] {
+        store
+            .insert_certificate(&certificate(id, 1, None))
+            .await
+            .unwrap();
+    }
+    let at = Timestamp(5);
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing1", "pc1", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::Attached
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing1", "pc1", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::AlreadyAttached
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("nope", "pc1", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing1", "nope", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::NotFound
+    );
+    // Exclusivity: pc1 is on p-thing1, so it cannot go exclusively to p-thing2.
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing2", "pc1", true, at)
+            .await
+            .unwrap(),
+        AttachOutcome::ExclusiveConflict
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing2", "pc2", true, at)
+            .await
+            .unwrap(),
+        AttachOutcome::Attached
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing1", "pc2", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::ExclusiveConflict
+    );
+    assert_eq!(
+        store
+            .attach_thing_principal("p-thing2", "pc1", false, at)
+            .await
+            .unwrap(),
+        AttachOutcome::Attached
+    );
+    let principals = store
+        .list_thing_principals("p-thing2", &page(None, 1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&principals, |p| &p.certificate_id), ["pc1"]);
+    let rest = store
+        .list_thing_principals("p-thing2", &page(principals.next_after.as_deref(), 1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest, |p| &p.certificate_id), ["pc2"]);
+    assert!(rest.items[0].exclusive);
+    let things = store
+        .list_principal_things("pc1", &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(&things, |p| &p.thing_name), ["p-thing1", "p-thing2"]);
+    assert!(
+        store
+            .get_thing_principal("p-thing1", "pc1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_thing_principal("p-thing1", "pc2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A thing with principals cannot be deleted; a certificate on a thing neither.
+    assert!(matches!(
+        store.delete_thing("p-thing1", None).await,
+        Err(StoreError::MissingReference(_))
+    ));
+    assert!(store.get_thing("p-thing1").await.unwrap().is_some());
+    assert_eq!(
+        store.delete_certificate("pc1", 1, true).await.unwrap(),
+        DeleteOutcome::AttachedToThing
+    );
+    assert!(
+        store
+            .detach_thing_principal("p-thing1", "pc1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .detach_thing_principal("p-thing1", "pc1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.delete_thing("p-thing1", None).await.unwrap(),
+        CasOutcome::Done
+    );
+    for id in ["pc1", "pc2"] {
+        store.detach_thing_principal("p-thing2", id).await.unwrap();
+        store.delete_certificate(id, 1, false).await.unwrap();
+    }
+    store.delete_thing("p-thing2", None).await.unwrap();
+}
+
+async fn policies(store: &dyn Store) {
+    let policy = |name: &str| PolicyRecord {
+        name: name.into(),
+        default_version: 1,
+        document: format!(r#"{{"Version":"2012-10-17","Statement":[],"name":"{name}"}}"#),
+        created_at: Timestamp(10),
+        updated_at: Timestamp(10),
+        generation_id: "gen".into(),
+    };
+    for name in ["pol-a", "pol-b", "pol-c"] {
+        store.insert_policy(&policy(name)).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_policy(&policy("pol-a")).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_policy("pol-a").await.unwrap(),
+        Some(policy("pol-a"))
+    );
+    assert_eq!(store.get_policy("nope").await.unwrap(), None);
+    let listed = store.list_policies(&page(None, 2), true).await.unwrap();
+    assert_eq!(listed.items, ["pol-a", "pol-b"]);
+    let rest = store
+        .list_policies(&page(listed.next_after.as_deref(), 2), true)
+        .await
+        .unwrap();
+    assert_eq!(rest.items, ["pol-c"]);
+    let descending = store.list_policies(&page(None, 2), false).await.unwrap();
+    assert_eq!(descending.items, ["pol-c", "pol-b"]);
+
+    // Versions: at most 5, the default follows setAsDefault, the default cannot be deleted.
+    for n in 2..=5 {
+        let created = store
+            .insert_policy_version("pol-a", &format!("doc{n}"), n == 3, Timestamp(n), 5)
+            .await
+            .unwrap();
+        let VersionOutcome::Created(version) = created else {
+            panic!("version {n} not created: {created:?}");
+        };
+        assert_eq!(version.version, n);
+    }
+    assert_eq!(
+        store
+            .insert_policy_version("pol-a", "doc6", false, Timestamp(6), 5)
+            .await
+            .unwrap(),
+        VersionOutcome::LimitExceeded
+    );
+    assert_eq!(
+        store
+            .insert_policy_version("nope", "doc", false, Timestamp(6), 5)
+            .await
+            .unwrap(),
+        VersionOutcome::NotFound
+    );
+    let current = store.get_policy("pol-a").await.unwrap().unwrap();
+    assert_eq!(
+        (current.default_version, current.document.as_str()),
+        (3, "doc3")
+    );
+    let versions = store.list_policy_versions("pol-a").await.unwrap().unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.is_default))
+            .collect::<Vec<_>>(),
+        [(1, false), (2, false), (3, true), (4, false), (5, false)]
+    );
+    assert_eq!(store.list_policy_versions("nope").await.unwrap(), None);
+    assert_eq!(
+        store.delete_policy_version("pol-a", 3).await.unwrap(),
+        DeleteOutcome::IsDefaultVersion
+    );
+    assert_eq!(
+        store.delete_policy_version("pol-a", 9).await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .set_default_policy_version("pol-a", 9, Timestamp(7))
+            .await
+            .unwrap(),
+        CasOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .set_default_policy_version("pol-a", 5, Timestamp(7))
+            .await
+            .unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.delete_policy("pol-a").await.unwrap(),
+        DeleteOutcome::HasOtherVersions
+    );
+    for v in 1..=4 {
+        assert_eq!(
+            store.delete_policy_version("pol-a", v).await.unwrap(),
+            DeleteOutcome::Done
+        );
+    }
+    // Version numbers are never reused.
+    let VersionOutcome::Created(v6) = store
+        .insert_policy_version("pol-a", "doc6", false, Timestamp(8), 5)
+        .await
+        .unwrap()
+    else {
+        panic!("version 6 not created");
+    };
+    assert_eq!(v6.version, 6);
+    store.delete_policy_version("pol-a", 6).await.unwrap();
+
+    // Targets: certificates and thing groups, at most N per target.
+    store
+        .insert_certificate(&certificate("tc1", 1, None))
+        .await
+        .unwrap();
+    store
+        .insert_thing_group(&group("pg-root", None))
+        .await
+        .unwrap();
+    store
+        .insert_thing_group(&group("pg-child", Some("pg-root")))
+        .await
+        .unwrap();
+    store.insert_thing(&thing("pt1", &[])).await.unwrap();
+    store
+        .add_thing_to_group("pg-child", "pt1", Timestamp(1))
+        .await
+        .unwrap();
+    let cert_target = PolicyTarget {
+        arn: "arn:cert/tc1".into(),
+        certificate_id: Some("tc1".into()),
+        thing_group: None,
+    };
+    let group_target = PolicyTarget {
+        arn: "arn:thinggroup/pg-root".into(),
+        certificate_id: None,
+        thing_group: Some("pg-root".into()),
+    };
+    let missing_target = PolicyTarget {
+        arn: "arn:cert/nope".into(),
+        certificate_id: Some("nope".into()),
+        thing_group: None,
+    };
+    let attach = |name: &'static str, target: PolicyTarget, max: usize| async move {
+        store
+            .attach_policy(name, &target, Timestamp(9), max)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        attach("pol-a", cert_target.clone(), 2).await,
+        AttachOutcome::Attached
+    );
+    assert_eq!(
+        attach("pol-a", cert_target.clone(), 2).await,
+        AttachOutcome::AlreadyAttached
+    );
+    assert_eq!(
+        attach("pol-b", cert_target.clone(), 2).await,
+        AttachOutcome::Attached
+    );
+    assert_eq!(
+        attach("pol-c", cert_target.clone(), 2).await,
+        AttachOutcome::LimitExceeded
+    );
+    assert_eq!(
+        attach("nope", cert_target.clone(), 2).await,
+        AttachOutcome::NotFound
+    );
+    assert_eq!(
+        attach("pol-c", missing_target, 2).await,
+        AttachOutcome::NotFound
+    );
+    assert_eq!(
+        attach("pol-c", group_target.clone(), 2).await,
+        AttachOutcome::Attached
+    );
+    assert_eq!(
+        store
+            .list_attached_policies("arn:cert/tc1", &page(None, 1))
+            .await
+            .unwrap()
+            .items,
+        ["pol-a"]
+    );
+    assert_eq!(
+        store
+            .list_attached_policies("arn:cert/tc1", &page(Some("pol-a"), 5))
+            .await
+            .unwrap()
+            .items,
+        ["pol-b"]
+    );
+    assert_eq!(
+        store
+            .list_policy_targets("pol-c", &page(None, 5))
+            .await
+            .unwrap()
+            .items,
+        ["arn:thinggroup/pg-root"]
+    );
+    // The certificate's own policies, plus its thing's groups' and their ancestors'.
+    let names =
+        |policies: Vec<(String, String)>| policies.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.principal_policies("tc1", None).await.unwrap()),
+        ["pol-a", "pol-b"]
+    );
+    let with_groups = store.principal_policies("tc1", Some("pt1")).await.unwrap();
+    assert_eq!(names(with_groups.clone()), ["pol-a", "pol-b", "pol-c"]);
+    assert_eq!(with_groups[0].1, "doc5", "the default version's document");
+
+    assert_eq!(
+        store.delete_policy("pol-b").await.unwrap(),
+        DeleteOutcome::PoliciesAttached
+    );
+    assert_eq!(
+        store.delete_certificate("tc1", 1, false).await.unwrap(),
+        DeleteOutcome::PoliciesAttached
+    );
+    assert!(store.detach_policy("pol-b", "arn:cert/tc1").await.unwrap());
+    assert!(!store.detach_policy("pol-b", "arn:cert/tc1").await.unwrap());
+    assert_eq!(
+        store.delete_policy("pol-b").await.unwrap(),
+        DeleteOutcome::Done
+    );
+    assert_eq!(store.get_policy("pol-b").await.unwrap(), None);
+    assert_eq!(
+        store.delete_policy("pol-b").await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+    // Force-deleting the certificate takes its policy attachments along.
+    assert_eq!(
+        store.delete_certificate("tc1", 1, true).await.unwrap(),
+        DeleteOutcome::Done
+    );
+    assert!(
+        store
+            .list_attached_policies("arn:cert/tc1", &page(None, 5))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Deleting a thing group takes its attachments along.
+    store
+        .remove_thing_from_group("pg-child", "pt1")
+        .await
+        .unwrap();
+    store.delete_thing_group("pg-child", None).await.unwrap();
+    store.delete_thing_group("pg-root", None).await.unwrap();
+    assert!(
+        store
+            .list_policy_targets("pol-c", &page(None, 5))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    store.delete_thing("pt1", None).await.unwrap();
+    for name in ["pol-a", "pol-c"] {
+        assert_eq!(
+            store.delete_policy(name).await.unwrap(),
+            DeleteOutcome::Done
+        );
+    }
+}
+
+async fn presence(store: &dyn Store) {
+    use drover_core::presence::Presence;
+
+    let mut p = Presence {
+        client_id: "presence-thing".into(),
+        connected: true,
+        timestamp_ms: 1_700_000_000_000,
+        disconnect_reason: None,
+        session_identifier: "s1".into(),
+        version: 1,
+    };
+    assert_eq!(store.get_presence("presence-thing").await.unwrap(), None);
+    assert_eq!(store.put_presence(&p).await.unwrap(), CasOutcome::Done);
+    assert_eq!(
+        store.put_presence(&p).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.get_presence("presence-thing").await.unwrap(),
+        Some(p.clone())
+    );
+    p.connected = false;
+    p.disconnect_reason = Some("CLIENT_INITIATED_DISCONNECT".into());
+    p.version = 2;
+    assert_eq!(store.put_presence(&p).await.unwrap(), CasOutcome::Done);
+    p.version = 4;
+    assert_eq!(
+        store.put_presence(&p).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+
+    // The index document of the thing named by the client id carries its connectivity.
+    store
+        .insert_thing(&thing("presence-thing", &[]))
+        .await
+        .unwrap();
+    store
+        .insert_thing(&thing("presence-never", &[]))
+        .await
+        .unwrap();
+    let docs = store
+        .index_documents(&["presence-never".into(), "presence-thing".into()])
+        .await
+        .unwrap();
+    assert_eq!(docs[0].connectivity, None);
+    assert_eq!(
+        docs[1].connectivity,
+        Some(drover_core::query::Connectivity {
+            connected: false,
+            timestamp: 1_700_000_000_000,
+            disconnect_reason: Some("CLIENT_INITIATED_DISCONNECT".into()),
+        })
+    );
+    store.delete_thing("presence-thing", None).await.unwrap();
+    store.delete_thing("presence-never", None).await.unwrap();
 }

@@ -7,6 +7,7 @@
 //! [`conformance`] suite. A write returns only after it is durable (fsync'd).
 
 pub mod conformance;
+pub mod devices;
 pub mod postgres;
 pub mod sessions;
 pub mod sqlite;
@@ -14,10 +15,12 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use drover_core::presence::Presence;
 use drover_core::query::{CandidateScan, IndexedThing};
 use drover_core::registry::{Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 
+pub use devices::*;
 pub use postgres::PostgresStore;
 pub use sessions::{MqttQueuedMessage, MqttSessionRecord, RetainedMessage, SessionStore};
 pub use sqlite::SqliteStore;
@@ -129,7 +132,8 @@ pub trait Store: SessionStore + Send + Sync + 'static {
     async fn get_thing(&self, name: &str) -> StoreResult<Option<Thing>>;
     /// Replaces the thing if its stored version is still `expected_version`.
     async fn replace_thing(&self, thing: &Thing, expected_version: i64) -> StoreResult<CasOutcome>;
-    /// Deletes the thing (and its group memberships) if its version matches when given.
+    /// Deletes the thing (and its group memberships) if its version matches when given. Fails
+    /// with [`StoreError::MissingReference`] while a principal is attached to it.
     async fn delete_thing(
         &self,
         name: &str,
@@ -215,8 +219,165 @@ pub trait Store: SessionStore + Send + Sync + 'static {
         after: Option<&str>,
         limit: Option<usize>,
     ) -> StoreResult<Vec<String>>;
-    /// The index documents of the named things that exist, in name order.
+    /// The index documents of the named things that exist, in name order, with the presence
+    /// of the client id equal to each thing's name as their connectivity.
     async fn index_documents(&self, names: &[String]) -> StoreResult<Vec<IndexedThing>>;
+
+    // ---- certificates (see `devices`) --------------------------------------------------
+
+    /// Fails with [`StoreError::AlreadyExists`] when the id is registered.
+    async fn insert_certificate(&self, certificate: &CertificateRecord) -> StoreResult<()>;
+    async fn get_certificate(&self, id: &str) -> StoreResult<Option<CertificateRecord>>;
+    /// Replaces the certificate if its stored version is still `expected_version`.
+    async fn replace_certificate(
+        &self,
+        certificate: &CertificateRecord,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome>;
+    /// Deletes the certificate if its version is still `expected_version` and no thing has it
+    /// attached. Its policy attachments are removed with it when `detach_policies`, and
+    /// otherwise prevent the delete.
+    async fn delete_certificate(
+        &self,
+        id: &str,
+        expected_version: i64,
+        detach_policies: bool,
+    ) -> StoreResult<DeleteOutcome>;
+    /// Certificates in creation order (newest first unless `ascending`), optionally only those
+    /// of one CA; `page.after` is a [`created_key`].
+    async fn list_certificates(
+        &self,
+        ca_certificate_id: Option<&str>,
+        page: &PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<CertificateRecord>>;
+
+    /// Fails with [`StoreError::AlreadyExists`] when the id is registered.
+    async fn insert_ca_certificate(&self, ca: &CaCertificateRecord) -> StoreResult<()>;
+    async fn get_ca_certificate(&self, id: &str) -> StoreResult<Option<CaCertificateRecord>>;
+    /// The registered CA certificates whose subject is `subject`.
+    async fn find_ca_certificates(&self, subject: &str) -> StoreResult<Vec<CaCertificateRecord>>;
+    async fn replace_ca_certificate(
+        &self,
+        ca: &CaCertificateRecord,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome>;
+    async fn delete_ca_certificate(
+        &self,
+        id: &str,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome>;
+    /// CA certificates in creation order, as [`Store::list_certificates`].
+    async fn list_ca_certificates(
+        &self,
+        page: &PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<CaCertificateRecord>>;
+
+    // ---- thing principals ---------------------------------------------------------------
+
+    /// Attaches a certificate to a thing. `exclusive` fails with `ExclusiveConflict` when the
+    /// certificate is attached to another thing; any attach fails so when the certificate is
+    /// attached exclusively to another thing.
+    async fn attach_thing_principal(
+        &self,
+        thing: &str,
+        certificate_id: &str,
+        exclusive: bool,
+        at: Timestamp,
+    ) -> StoreResult<AttachOutcome>;
+    /// Detaches; `false` if it was not attached.
+    async fn detach_thing_principal(&self, thing: &str, certificate_id: &str) -> StoreResult<bool>;
+    async fn get_thing_principal(
+        &self,
+        thing: &str,
+        certificate_id: &str,
+    ) -> StoreResult<Option<ThingPrincipal>>;
+    /// The certificates attached to `thing`, in certificate-id order.
+    async fn list_thing_principals(
+        &self,
+        thing: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingPrincipal>>;
+    /// The things a certificate is attached to, in thing-name order.
+    async fn list_principal_things(
+        &self,
+        certificate_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingPrincipal>>;
+
+    // ---- policies -----------------------------------------------------------------------
+
+    /// Creates the policy with `policy.document` as version `policy.default_version`. Fails
+    /// with [`StoreError::AlreadyExists`] when the name is taken.
+    async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<()>;
+    async fn get_policy(&self, name: &str) -> StoreResult<Option<PolicyRecord>>;
+    /// Policy names in name order (descending unless `ascending`).
+    async fn list_policies(&self, page: &PageRequest, ascending: bool)
+    -> StoreResult<Page<String>>;
+    /// Deletes a policy that is attached to nothing and has only its default version.
+    async fn delete_policy(&self, name: &str) -> StoreResult<DeleteOutcome>;
+    /// Adds the next version unless the policy already has `max_versions`; makes it the
+    /// default when `set_as_default`.
+    async fn insert_policy_version(
+        &self,
+        name: &str,
+        document: &str,
+        set_as_default: bool,
+        at: Timestamp,
+        max_versions: usize,
+    ) -> StoreResult<VersionOutcome>;
+    /// Every version of the policy in version order; `None` when the policy does not exist.
+    async fn list_policy_versions(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<Vec<PolicyVersionRecord>>>;
+    /// `NotFound` when the policy or the version does not exist.
+    async fn set_default_policy_version(
+        &self,
+        name: &str,
+        version: i64,
+        at: Timestamp,
+    ) -> StoreResult<CasOutcome>;
+    /// Deletes a version that is not the default.
+    async fn delete_policy_version(&self, name: &str, version: i64) -> StoreResult<DeleteOutcome>;
+    /// Attaches a policy unless the target already has `max_per_target` policies.
+    async fn attach_policy(
+        &self,
+        name: &str,
+        target: &PolicyTarget,
+        at: Timestamp,
+        max_per_target: usize,
+    ) -> StoreResult<AttachOutcome>;
+    /// Detaches; `false` if it was not attached.
+    async fn detach_policy(&self, name: &str, target_arn: &str) -> StoreResult<bool>;
+    /// Names of the policies attached to the target, in name order.
+    async fn list_attached_policies(
+        &self,
+        target_arn: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>>;
+    /// ARNs of the targets of a policy, in ARN order.
+    async fn list_policy_targets(
+        &self,
+        name: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>>;
+    /// `(policy name, default version document)` of every policy that applies to a
+    /// certificate: those attached to it and, when `thing` is given, those attached to the
+    /// thing's groups and their ancestors. In name order.
+    async fn principal_policies(
+        &self,
+        certificate_id: &str,
+        thing: Option<&str>,
+    ) -> StoreResult<Vec<(String, String)>>;
+
+    // ---- presence -----------------------------------------------------------------------
+
+    async fn get_presence(&self, client_id: &str) -> StoreResult<Option<Presence>>;
+    /// Stores `presence` if the stored version is `presence.version - 1` (no record at all
+    /// for version 1); `VersionMismatch` otherwise.
+    async fn put_presence(&self, presence: &Presence) -> StoreResult<CasOutcome>;
 }
 
 /// The store type the services hold.

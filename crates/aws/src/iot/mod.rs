@@ -1,9 +1,12 @@
 //! The AWS IoT control plane (`iot`, API version 2015-05-28) over REST/JSON: the route table
 //! and the state handlers share. One file per operation family.
 
+mod certificates;
 mod endpoint;
 mod groups;
 mod index;
+mod policies;
+mod principals;
 mod thing_types;
 mod things;
 
@@ -15,7 +18,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use drover_services::{FleetIndex, Registry};
+use drover_services::{Certificates, FleetIndex, Policies, Registry};
 
 use crate::auth::{AuthState, require_sigv4};
 use crate::error::ApiError;
@@ -36,6 +39,8 @@ pub struct Endpoints {
 pub struct ApiState {
     pub registry: Registry,
     pub index: FleetIndex,
+    pub certificates: Certificates,
+    pub policies: Policies,
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -100,6 +105,85 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
         .route("/indices/statistics", post(index::statistics))
         .route("/indices/cardinality", post(index::cardinality))
         .route("/endpoint", get(endpoint::describe))
+        .route(
+            "/keys-and-certificate",
+            post(certificates::create_keys_and_certificate),
+        )
+        .route(
+            "/certificates",
+            get(certificates::list).post(certificates::create_from_csr),
+        )
+        .route(
+            "/certificates/{certificate_id}",
+            get(certificates::describe)
+                .put(certificates::update)
+                .delete(certificates::delete),
+        )
+        .route(
+            "/certificates-by-ca/{ca_certificate_id}",
+            get(certificates::list_by_ca),
+        )
+        .route("/certificate/register", post(certificates::register))
+        .route(
+            "/certificate/register-no-ca",
+            post(certificates::register_without_ca),
+        )
+        .route("/registrationcode", get(certificates::registration_code))
+        .route("/cacertificate", post(certificates::register_ca))
+        .route("/cacertificates", get(certificates::list_ca))
+        .route(
+            "/cacertificate/{ca_certificate_id}",
+            get(certificates::describe_ca)
+                .put(certificates::update_ca)
+                .delete(certificates::delete_ca),
+        )
+        .route(
+            "/things/{thing_name}/principals",
+            get(principals::list_for_thing)
+                .put(principals::attach)
+                .delete(principals::detach),
+        )
+        .route(
+            "/things/{thing_name}/principals-v2",
+            get(principals::list_for_thing_v2),
+        )
+        .route("/principals/things", get(principals::list_things))
+        .route("/principals/things-v2", get(principals::list_things_v2))
+        .route("/policies", get(policies::list))
+        .route(
+            "/policies/{policy_name}",
+            post(policies::create)
+                .get(policies::get)
+                .delete(policies::delete),
+        )
+        .route(
+            "/policies/{policy_name}/version",
+            post(policies::create_version).get(policies::list_versions),
+        )
+        .route(
+            "/policies/{policy_name}/version/{policy_version_id}",
+            get(policies::get_version)
+                .patch(policies::set_default_version)
+                .delete(policies::delete_version),
+        )
+        .route(
+            "/target-policies/{policy_name}",
+            put(policies::attach).post(policies::detach),
+        )
+        .route("/attached-policies/{target}", post(policies::list_attached))
+        .route(
+            "/policy-targets/{policy_name}",
+            post(policies::list_targets),
+        )
+        .route(
+            "/principal-policies",
+            get(policies::list_principal_policies),
+        )
+        .route(
+            "/principal-policies/{policy_name}",
+            put(policies::attach_principal).delete(policies::detach_principal),
+        )
+        .route("/policy-principals", get(policies::list_policy_principals))
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(method_not_allowed)

@@ -18,6 +18,27 @@ pub enum Query {
     Or(Vec<Query>),
 }
 
+impl Query {
+    /// Whether any term reads a `connectivity.*` field, so a connect or disconnect can change
+    /// what the query selects.
+    pub fn uses_connectivity(&self) -> bool {
+        match self {
+            Query::Term(term) => matches!(
+                term.field,
+                Some(
+                    Field::ConnectivityConnected
+                        | Field::ConnectivityTimestamp
+                        | Field::ConnectivityDisconnectReason
+                )
+            ),
+            Query::Not(inner) => inner.uses_connectivity(),
+            Query::And(clauses) | Query::Or(clauses) => {
+                clauses.iter().any(Query::uses_connectivity)
+            }
+        }
+    }
+}
+
 /// One search term: a predicate on a field, or on every registry field when `field` is `None`
 /// (a bare term such as `sensor-1` or `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]

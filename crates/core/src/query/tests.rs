@@ -791,3 +791,12 @@ fn in_scan(scan: &CandidateScan, thing: &IndexedThing) -> bool {
         CandidateScan::Union(scans) => scans.iter().any(|s| in_scan(s, thing)),
     }
 }
+
+#[test]
+fn queries_know_whether_they_read_connectivity() {
+    assert!(q("connectivity.connected:true").uses_connectivity());
+    assert!(q("attributes.a:1 AND NOT connectivity.timestamp > 5").uses_connectivity());
+    assert!(q("thingName:a* OR (x AND connectivity.disconnectReason:*)").uses_connectivity());
+    assert!(!q("attributes.app_version < 2.0").uses_connectivity());
+    assert!(!q("*").uses_connectivity());
+}

@@ -11,6 +11,7 @@
 //! it); [`PostgresStore::url_with_schema`] writes it. Without it the server's default
 //! search path applies (normally `public`).
 
+mod devices;
 mod queries;
 mod schema;
 mod sessions;

@@ -8,13 +8,14 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use drover_core::query::{CandidateScan, IndexedThing};
+use drover_core::presence::Presence;
+use drover_core::query::{CandidateScan, Connectivity, IndexedThing};
 use drover_core::registry::{DynamicGroupQuery, Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, backend, constraint};
+use super::{PostgresStore, backend, constraint, devices};
 use crate::codec::{self, to_json};
 use crate::index_sql;
 use crate::*;
@@ -811,8 +812,10 @@ impl Store for PostgresStore {
             .prepare_cached(
                 "SELECT t.name, t.id, t.type_name, t.attributes, t.version,
                     (SELECT string_agg(group_name, ',') FROM thing_group_members m
-                     WHERE m.thing_name = t.name)
-                 FROM things t WHERE t.name = ANY($1) ORDER BY t.name",
+                     WHERE m.thing_name = t.name),
+                    p.connected, p.timestamp_ms, p.disconnect_reason
+                 FROM things t LEFT JOIN presence p ON p.client_id = t.name
+                 WHERE t.name = ANY($1) ORDER BY t.name",
             )
             .await
             .map_err(backend)?;
@@ -829,9 +832,230 @@ impl Store for PostgresStore {
                     attributes: codec::attributes(row.try_get(3).map_err(backend)?)?,
                     group_names: codec::group_list(row.try_get(5).map_err(backend)?),
                     version: row.try_get(4).map_err(backend)?,
-                    connectivity: None,
+                    connectivity: connectivity_from(row, 6)?,
                 })
             })
             .collect()
     }
+
+    // Device identity: the SQL lives in `devices.rs`.
+
+    async fn insert_certificate(&self, certificate: &CertificateRecord) -> StoreResult<()> {
+        devices::insert_certificate(self, certificate).await
+    }
+
+    async fn get_certificate(&self, id: &str) -> StoreResult<Option<CertificateRecord>> {
+        devices::get_certificate(self, id).await
+    }
+
+    async fn replace_certificate(
+        &self,
+        certificate: &CertificateRecord,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome> {
+        devices::replace_certificate(self, certificate, expected_version).await
+    }
+
+    async fn delete_certificate(
+        &self,
+        id: &str,
+        expected_version: i64,
+        detach_policies: bool,
+    ) -> StoreResult<DeleteOutcome> {
+        devices::delete_certificate(self, id, expected_version, detach_policies).await
+    }
+
+    async fn list_certificates(
+        &self,
+        ca_certificate_id: Option<&str>,
+        page: &PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<CertificateRecord>> {
+        devices::list_certificates(self, ca_certificate_id, page, ascending).await
+    }
+
+    async fn insert_ca_certificate(&self, ca: &CaCertificateRecord) -> StoreResult<()> {
+        devices::insert_ca_certificate(self, ca).await
+    }
+
+    async fn get_ca_certificate(&self, id: &str) -> StoreResult<Option<CaCertificateRecord>> {
+        devices::get_ca_certificate(self, id).await
+    }
+
+    async fn find_ca_certificates(&self, subject: &str) -> StoreResult<Vec<CaCertificateRecord>> {
+        devices::find_ca_certificates(self, subject).await
+    }
+
+    async fn replace_ca_certificate(
+        &self,
+        ca: &CaCertificateRecord,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome> {
+        devices::replace_ca_certificate(self, ca, expected_version).await
+    }
+
+    async fn delete_ca_certificate(
+        &self,
+        id: &str,
+        expected_version: i64,
+    ) -> StoreResult<CasOutcome> {
+        devices::delete_ca_certificate(self, id, expected_version).await
+    }
+
+    async fn list_ca_certificates(
+        &self,
+        page: &PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<CaCertificateRecord>> {
+        devices::list_ca_certificates(self, page, ascending).await
+    }
+
+    async fn attach_thing_principal(
+        &self,
+        thing: &str,
+        certificate_id: &str,
+        exclusive: bool,
+        at: Timestamp,
+    ) -> StoreResult<AttachOutcome> {
+        devices::attach_thing_principal(self, thing, certificate_id, exclusive, at).await
+    }
+
+    async fn detach_thing_principal(&self, thing: &str, certificate_id: &str) -> StoreResult<bool> {
+        devices::detach_thing_principal(self, thing, certificate_id).await
+    }
+
+    async fn get_thing_principal(
+        &self,
+        thing: &str,
+        certificate_id: &str,
+    ) -> StoreResult<Option<ThingPrincipal>> {
+        devices::get_thing_principal(self, thing, certificate_id).await
+    }
+
+    async fn list_thing_principals(
+        &self,
+        thing: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingPrincipal>> {
+        devices::list_thing_principals(self, thing, page).await
+    }
+
+    async fn list_principal_things(
+        &self,
+        certificate_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ThingPrincipal>> {
+        devices::list_principal_things(self, certificate_id, page).await
+    }
+
+    async fn insert_policy(&self, policy: &PolicyRecord) -> StoreResult<()> {
+        devices::insert_policy(self, policy).await
+    }
+
+    async fn get_policy(&self, name: &str) -> StoreResult<Option<PolicyRecord>> {
+        devices::get_policy(self, name).await
+    }
+
+    async fn list_policies(
+        &self,
+        page: &PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<String>> {
+        devices::list_policies(self, page, ascending).await
+    }
+
+    async fn delete_policy(&self, name: &str) -> StoreResult<DeleteOutcome> {
+        devices::delete_policy(self, name).await
+    }
+
+    async fn insert_policy_version(
+        &self,
+        name: &str,
+        document: &str,
+        set_as_default: bool,
+        at: Timestamp,
+        max_versions: usize,
+    ) -> StoreResult<VersionOutcome> {
+        devices::insert_policy_version(self, name, document, set_as_default, at, max_versions).await
+    }
+
+    async fn list_policy_versions(
+        &self,
+        name: &str,
+    ) -> StoreResult<Option<Vec<PolicyVersionRecord>>> {
+        devices::list_policy_versions(self, name).await
+    }
+
+    async fn set_default_policy_version(
+        &self,
+        name: &str,
+        version: i64,
+        at: Timestamp,
+    ) -> StoreResult<CasOutcome> {
+        devices::set_default_policy_version(self, name, version, at).await
+    }
+
+    async fn delete_policy_version(&self, name: &str, version: i64) -> StoreResult<DeleteOutcome> {
+        devices::delete_policy_version(self, name, version).await
+    }
+
+    async fn attach_policy(
+        &self,
+        name: &str,
+        target: &PolicyTarget,
+        at: Timestamp,
+        max_per_target: usize,
+    ) -> StoreResult<AttachOutcome> {
+        devices::attach_policy(self, name, target, at, max_per_target).await
+    }
+
+    async fn detach_policy(&self, name: &str, target_arn: &str) -> StoreResult<bool> {
+        devices::detach_policy(self, name, target_arn).await
+    }
+
+    async fn list_attached_policies(
+        &self,
+        target_arn: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>> {
+        devices::list_attached_policies(self, target_arn, page).await
+    }
+
+    async fn list_policy_targets(
+        &self,
+        name: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<String>> {
+        devices::list_policy_targets(self, name, page).await
+    }
+
+    async fn principal_policies(
+        &self,
+        certificate_id: &str,
+        thing: Option<&str>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        devices::principal_policies(self, certificate_id, thing).await
+    }
+
+    async fn get_presence(&self, client_id: &str) -> StoreResult<Option<Presence>> {
+        devices::get_presence(self, client_id).await
+    }
+
+    async fn put_presence(&self, presence: &Presence) -> StoreResult<CasOutcome> {
+        devices::put_presence(self, presence).await
+    }
+}
+
+/// The connectivity of an index document from the presence columns starting at `first`
+/// (all NULL when the client never connected).
+fn connectivity_from(row: &Row, first: usize) -> StoreResult<Option<Connectivity>> {
+    let connected: Option<bool> = row.try_get(first).map_err(backend)?;
+    Ok(match connected {
+        None => None,
+        Some(connected) => Some(Connectivity {
+            connected,
+            timestamp: row.try_get(first + 1).map_err(backend)?,
+            disconnect_reason: row.try_get(first + 2).map_err(backend)?,
+        }),
+    })
 }

@@ -73,7 +73,77 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX thing_attributes_by_folded_value
         ON thing_attributes (key, lower(value), thing_name);
      CREATE INDEX thing_groups_dynamic ON thing_groups (name) WHERE query_string IS NOT NULL;"#,
-    // 3: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
+    // 3: device identity, as SQLite's migration 3.
+    r#"CREATE TABLE ca_certificates (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        pem TEXT NOT NULL,
+        subject TEXT COLLATE "C" NOT NULL,
+        status TEXT NOT NULL,
+        auto_registration TEXT NOT NULL,
+        registration_config TEXT,
+        mode TEXT NOT NULL,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE INDEX ca_certificates_by_created ON ca_certificates (created_at, id);
+     CREATE INDEX ca_certificates_by_subject ON ca_certificates (subject);
+     CREATE TABLE certificates (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        pem TEXT NOT NULL,
+        status TEXT NOT NULL,
+        ca_certificate_id TEXT COLLATE "C",
+        mode TEXT NOT NULL,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE INDEX certificates_by_created ON certificates (created_at, id);
+     CREATE INDEX certificates_by_ca ON certificates (ca_certificate_id, created_at, id);
+     CREATE TABLE thing_principals (
+        thing_name TEXT COLLATE "C" NOT NULL REFERENCES things (name),
+        certificate_id TEXT COLLATE "C" NOT NULL REFERENCES certificates (id),
+        exclusive BOOLEAN NOT NULL,
+        attached_at BIGINT NOT NULL,
+        PRIMARY KEY (thing_name, certificate_id));
+     CREATE INDEX thing_principals_by_certificate ON thing_principals (certificate_id, thing_name);
+     CREATE TABLE policies (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        default_version BIGINT NOT NULL,
+        next_version BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE TABLE policy_versions (
+        policy_name TEXT COLLATE "C" NOT NULL REFERENCES policies (name) ON DELETE CASCADE,
+        version BIGINT NOT NULL,
+        document TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (policy_name, version));
+     CREATE TABLE policy_targets (
+        policy_name TEXT COLLATE "C" NOT NULL REFERENCES policies (name),
+        target TEXT COLLATE "C" NOT NULL,
+        certificate_id TEXT COLLATE "C" REFERENCES certificates (id),
+        thing_group_name TEXT COLLATE "C" REFERENCES thing_groups (name) ON DELETE CASCADE,
+        attached_at BIGINT NOT NULL,
+        PRIMARY KEY (policy_name, target));
+     CREATE INDEX policy_targets_by_target ON policy_targets (target, policy_name);
+     CREATE INDEX policy_targets_by_certificate ON policy_targets (certificate_id)
+        WHERE certificate_id IS NOT NULL;
+     CREATE INDEX policy_targets_by_group ON policy_targets (thing_group_name)
+        WHERE thing_group_name IS NOT NULL;
+     CREATE TABLE presence (
+        client_id TEXT COLLATE "C" PRIMARY KEY,
+        connected BOOLEAN NOT NULL,
+        timestamp_ms BIGINT NOT NULL,
+        disconnect_reason TEXT,
+        session_identifier TEXT NOT NULL,
+        version BIGINT NOT NULL);"#,
+    // 4: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
     r#"CREATE TABLE mqtt_sessions (
         client_id TEXT COLLATE "C" PRIMARY KEY,
         expiry_secs BIGINT NOT NULL,

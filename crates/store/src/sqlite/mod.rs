@@ -7,6 +7,7 @@
 //! the whole batch. Each caller is answered only after that commit, so an acknowledged write
 //! survives `kill -9` and power loss (`journal_mode=WAL`, `synchronous=FULL`).
 
+mod devices;
 mod queries;
 mod schema;
 mod sessions;

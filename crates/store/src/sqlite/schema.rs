@@ -65,7 +65,80 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX thing_attributes_by_folded_value
         ON thing_attributes (key, lower(value), thing_name);
      CREATE INDEX thing_groups_dynamic ON thing_groups (name) WHERE query_string IS NOT NULL;",
-    // 3: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
+    // 3: device identity: certificates and CA certificates, the certificates attached to
+    // things, policies with their versions and targets, and client presence. A thing with an
+    // attached principal cannot be deleted (the foreign key has no cascade); a thing group's
+    // policy attachments go with the group.
+    "CREATE TABLE ca_certificates (
+        id TEXT PRIMARY KEY,
+        pem TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        status TEXT NOT NULL,
+        auto_registration TEXT NOT NULL,
+        registration_config TEXT,
+        mode TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE INDEX ca_certificates_by_created ON ca_certificates (created_at, id);
+     CREATE INDEX ca_certificates_by_subject ON ca_certificates (subject);
+     CREATE TABLE certificates (
+        id TEXT PRIMARY KEY,
+        pem TEXT NOT NULL,
+        status TEXT NOT NULL,
+        ca_certificate_id TEXT,
+        mode TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE INDEX certificates_by_created ON certificates (created_at, id);
+     CREATE INDEX certificates_by_ca ON certificates (ca_certificate_id, created_at, id);
+     CREATE TABLE thing_principals (
+        thing_name TEXT NOT NULL REFERENCES things (name),
+        certificate_id TEXT NOT NULL REFERENCES certificates (id),
+        exclusive INTEGER NOT NULL,
+        attached_at INTEGER NOT NULL,
+        PRIMARY KEY (thing_name, certificate_id));
+     CREATE INDEX thing_principals_by_certificate ON thing_principals (certificate_id, thing_name);
+     CREATE TABLE policies (
+        name TEXT PRIMARY KEY,
+        default_version INTEGER NOT NULL,
+        next_version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        generation_id TEXT NOT NULL);
+     CREATE TABLE policy_versions (
+        policy_name TEXT NOT NULL REFERENCES policies (name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (policy_name, version));
+     CREATE TABLE policy_targets (
+        policy_name TEXT NOT NULL REFERENCES policies (name),
+        target TEXT NOT NULL,
+        certificate_id TEXT REFERENCES certificates (id),
+        thing_group_name TEXT REFERENCES thing_groups (name) ON DELETE CASCADE,
+        attached_at INTEGER NOT NULL,
+        PRIMARY KEY (policy_name, target));
+     CREATE INDEX policy_targets_by_target ON policy_targets (target, policy_name);
+     CREATE INDEX policy_targets_by_certificate ON policy_targets (certificate_id)
+        WHERE certificate_id IS NOT NULL;
+     CREATE INDEX policy_targets_by_group ON policy_targets (thing_group_name)
+        WHERE thing_group_name IS NOT NULL;
+     CREATE TABLE presence (
+        client_id TEXT PRIMARY KEY,
+        connected INTEGER NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        disconnect_reason TEXT,
+        session_identifier TEXT NOT NULL,
+        version INTEGER NOT NULL);",
+    // 4: the MQTT broker's persistent sessions, their queued QoS 1 messages, retained messages.
     "CREATE TABLE mqtt_sessions (
         client_id TEXT PRIMARY KEY,
         expiry_secs INTEGER NOT NULL,
