@@ -448,6 +448,8 @@ def test_readme_devices_walkthrough_runs_as_printed(tmp_path):
     try:
         script = walkthrough_script("devices-walkthrough")
         script = script.replace("https://localhost:8443", f"https://localhost:{server.http_port}")
+        assert "-p 8883" in script
+        script = script.replace("-p 8883", f"-p {server.mqtt_port}")
         env = {k: v for k, v in server.client_env().items() if not k.startswith("AWS_")}
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=300)
@@ -458,5 +460,7 @@ def test_readme_devices_walkthrough_runs_as_printed(tmp_path):
         assert "PRIVATE KEY" in (tmp_path / "sensor-1.private.key").read_text()
         assert f'"{arn}"' in result.stdout and '"policyName": "sensor-policy"' in result.stdout
         assert "sensor-1.cert.pem: OK" in result.stdout
+        # The MQTT round trip: the device's own message came back through the gateway.
+        assert result.stdout.rstrip().endswith("hello from sensor-1"), result.stdout
     finally:
         assert server.stop() == 0
