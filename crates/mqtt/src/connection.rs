@@ -658,13 +658,9 @@ impl<S: DeviceStream> Connection<S> {
             codes.push(code);
         }
         if !granted.is_empty()
-            && let Err(e) = self.broker.persist_session(&self.slot).await
+            && let Some(ending) = self.save_subscriptions().await
         {
-            tracing::error!(client_id = %self.client_id, error = %e, "could not save subscriptions");
-            return Some(Ending::server(
-                ReasonCode::UnspecifiedError,
-                reason::SERVER_INITIATED_DISCONNECT,
-            ));
+            return Some(ending);
         }
         self.wire.suback(packet_id, &codes, &mut self.out);
         for (filter, qos, send_retained) in granted {
@@ -719,16 +715,24 @@ impl<S: DeviceStream> Connection<S> {
             .map(|f| self.broker.remove_subscription(&self.slot, f))
             .collect();
         if existed.iter().any(|e| *e)
-            && let Err(e) = self.broker.persist_session(&self.slot).await
+            && let Some(ending) = self.save_subscriptions().await
         {
-            tracing::error!(client_id = %self.client_id, error = %e, "could not save subscriptions");
-            return Some(Ending::server(
-                ReasonCode::UnspecifiedError,
-                reason::SERVER_INITIATED_DISCONNECT,
-            ));
+            return Some(ending);
         }
         self.wire.unsuback(packet_id, &existed, &mut self.out);
         None
+    }
+
+    /// Saves a persistent session's subscriptions before SUBACK/UNSUBACK, so an acknowledged
+    /// subscription survives a restart; if the store fails, the connection closes unanswered
+    /// and the client subscribes again.
+    async fn save_subscriptions(&mut self) -> Option<Ending> {
+        let e = self.broker.persist_session(&self.slot).await.err()?;
+        tracing::error!(client_id = %self.client_id, error = %e, "could not save subscriptions");
+        Some(Ending::server(
+            ReasonCode::UnspecifiedError,
+            reason::SERVER_INITIATED_DISCONNECT,
+        ))
     }
 
     async fn on_disconnect(
