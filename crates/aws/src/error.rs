@@ -117,7 +117,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidStateTransition(m) => {
                 ApiError::new(StatusCode::CONFLICT, "InvalidStateTransitionException", m)
             }
-            ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "ConflictException", m),
+            ServiceError::Conflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictException", m)
+            }
             ServiceError::Internal(_) => ApiError::internal(),
         }
     }
