@@ -13,6 +13,7 @@
 
 mod devices;
 mod queries;
+mod rules;
 mod schema;
 mod sessions;
 

@@ -165,6 +165,21 @@ const MIGRATIONS: &[&str] = &[
         qos SMALLINT NOT NULL,
         properties TEXT,
         updated_at BIGINT NOT NULL);"#,
+    // 6: topic rules. (Migration 5 is the jobs service's, on its own branch; this one must
+    // follow it in the list, so it is applied as version 6.)
+    r#"CREATE TABLE topic_rules (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        sql TEXT NOT NULL,
+        topic_pattern TEXT COLLATE "C" NOT NULL,
+        description TEXT,
+        aws_iot_sql_version TEXT NOT NULL,
+        disabled BOOLEAN NOT NULL,
+        actions TEXT NOT NULL,
+        error_action TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL);
+     CREATE INDEX topic_rules_by_topic ON topic_rules (topic_pattern, name);"#,
 ];
 
 /// Brings the schema (the first one on the connection's search path) up to date inside one

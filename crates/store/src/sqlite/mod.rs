@@ -9,6 +9,7 @@
 
 mod devices;
 mod queries;
+mod rules;
 mod schema;
 mod sessions;
 
