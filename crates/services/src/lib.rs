@@ -16,6 +16,7 @@ pub mod membership;
 pub mod pagination;
 pub mod policies;
 pub mod registry;
+pub mod rules;
 pub mod x509;
 
 pub use certificates::Certificates;
@@ -31,3 +32,4 @@ pub use keys::AccessKeys;
 pub use membership::{DynamicMembership, MembershipEvent};
 pub use policies::Policies;
 pub use registry::Registry;
+pub use rules::{EngineConfig, RulesEngine, TopicRulePayload, TopicRules};
