@@ -114,6 +114,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::MalformedPolicy(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "MalformedPolicyException", m)
             }
+            ServiceError::SqlParse(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "SqlParseException", m)
+            }
+            ServiceError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", m)
+            }
             ServiceError::Internal(_) => ApiError::internal(),
         }
     }

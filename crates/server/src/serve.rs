@@ -12,7 +12,10 @@ use drover_core::arn::ArnScope;
 use drover_s3::storage::Backend;
 use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
-use drover_services::{AccessKeys, Clock, DeviceServices, FleetIndex, Registry, SystemClock};
+use drover_services::{
+    AccessKeys, Clock, DeviceServices, EngineConfig, FleetIndex, Registry, RulesEngine,
+    SystemClock, TopicRules,
+};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -84,8 +87,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )
     .await?;
     let mqtt_addr = gateway.addr;
-    // The services publish through the broker (jobs notifications, events).
-    let _broker = gateway.broker.clone();
+    // The rules engine sees every message the broker routes: devices' and drover's own
+    // events alike. It starts with the stored rules and re-reads them periodically.
+    let engine_config = EngineConfig::default();
+    let engine = RulesEngine::new(
+        gateway.broker.clone(),
+        registry.clone(),
+        engine_config.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    engine
+        .start(store.clone(), engine_config.resync_every)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("starting the topic rules")?;
+    let rules = TopicRules::new(
+        store.clone(),
+        registry.scope().clone(),
+        clock.clone(),
+        Some(engine),
+    );
     let endpoints = Endpoints {
         data: advertised(mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
@@ -107,6 +128,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             index,
             certificates: devices.certificates.clone(),
             policies: devices.policies.clone(),
+            rules,
             endpoints: Arc::new(endpoints),
         },
         auth,

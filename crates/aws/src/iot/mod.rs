@@ -7,6 +7,7 @@ mod groups;
 mod index;
 mod policies;
 mod principals;
+mod rules;
 mod thing_types;
 mod things;
 
@@ -18,7 +19,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use drover_services::{Certificates, FleetIndex, Policies, Registry};
+use drover_services::{Certificates, FleetIndex, Policies, Registry, TopicRules};
 
 use crate::auth::{AuthState, require_sigv4};
 use crate::error::ApiError;
@@ -41,6 +42,7 @@ pub struct ApiState {
     pub index: FleetIndex,
     pub certificates: Certificates,
     pub policies: Policies,
+    pub rules: TopicRules,
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -184,6 +186,16 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             put(policies::attach_principal).delete(policies::detach_principal),
         )
         .route("/policy-principals", get(policies::list_policy_principals))
+        .route("/rules", get(rules::list))
+        .route(
+            "/rules/{rule_name}",
+            post(rules::create)
+                .get(rules::get)
+                .patch(rules::replace)
+                .delete(rules::delete),
+        )
+        .route("/rules/{rule_name}/enable", post(rules::enable))
+        .route("/rules/{rule_name}/disable", post(rules::disable))
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(method_not_allowed)
