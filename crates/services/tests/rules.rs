@@ -230,6 +230,18 @@ async fn crud_checks_everything_before_storing() {
         .unwrap();
     assert_eq!(second.items[0].name, "rule_1");
     assert!(second.next_token.is_none());
+    for bad in [0, 10_001] {
+        assert!(matches!(
+            f.rules.list_topic_rules(None, None, None, Some(bad)).await,
+            Err(ServiceError::InvalidRequest(_))
+        ));
+    }
+    assert!(matches!(
+        f.rules
+            .list_topic_rules(None, None, Some("garbage!"), None)
+            .await,
+        Err(ServiceError::InvalidRequest(_))
+    ));
     f.rules.delete_topic_rule("rule_1").await.unwrap();
     assert!(matches!(
         f.rules.delete_topic_rule("rule_1").await,

@@ -15,6 +15,11 @@ use crate::ValidationError;
 pub const MAX_ACTIONS: usize = 10;
 /// AWS IoT's pattern for rule names.
 pub const MAX_RULE_NAME: usize = 128;
+/// ListTopicRules' `maxResults` range (botocore's `TopicRuleMaxResults`).
+pub const MAX_RULES_PAGE: i64 = 10_000;
+/// How many rules a ListTopicRules page holds when the caller does not say.
+pub const DEFAULT_RULES_PAGE: i64 = 1_000;
+
 /// An `http` action with this URL prefix sets attributes of the thing the rest of the URL
 /// names (a thing name or thing ARN, usually a template such as `${thingArn}`); each header
 /// is an attribute: its key the attribute name, its value a template.
@@ -70,6 +75,18 @@ pub fn check_rule_name(name: &str) -> Result<(), ValidationError> {
         )));
     }
     Ok(())
+}
+
+/// Checks ListTopicRules' `maxResults` and gives the page size.
+pub fn check_rules_page_size(value: Option<i64>) -> Result<usize, ValidationError> {
+    match value {
+        None => Ok(DEFAULT_RULES_PAGE as usize),
+        Some(n) if (1..=MAX_RULES_PAGE).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ValidationError::new(format!(
+            "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy \
+             constraint: Member must have value between 1 and {MAX_RULES_PAGE}"
+        ))),
+    }
 }
 
 /// Parses a rule's `actions` list.

@@ -13,9 +13,13 @@ mod engine;
 use std::sync::Arc;
 
 use drover_core::arn::ArnScope;
-use drover_core::rules::actions::{check_rule_name, parse_action, parse_actions};
+use drover_core::rules::actions::{
+    check_rule_name, check_rules_page_size, parse_action, parse_actions,
+};
 use drover_core::rules::{self as sql, DEFAULT_SQL_VERSION, SQL_VERSIONS};
-use drover_store::{CasOutcome, SharedStore, StoreError, TopicRuleFilter, TopicRuleRecord};
+use drover_store::{
+    CasOutcome, PageRequest, SharedStore, StoreError, TopicRuleFilter, TopicRuleRecord,
+};
 use serde_json::Value;
 
 pub use engine::{EngineConfig, RulesEngine};
@@ -162,7 +166,13 @@ impl TopicRules {
         next_token: Option<&str>,
         max_results: Option<i64>,
     ) -> ServiceResult<Listing<TopicRuleRecord>> {
-        let page = pagination::request(next_token, max_results)?;
+        let page = PageRequest {
+            after: next_token
+                .filter(|t| !t.is_empty())
+                .map(pagination::decode)
+                .transpose()?,
+            limit: check_rules_page_size(max_results)?,
+        };
         let filter = TopicRuleFilter {
             topic: topic.map(str::to_string),
             disabled,
