@@ -120,6 +120,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => {
                 ApiError::new(StatusCode::CONFLICT, "ConflictException", m)
             }
+            ServiceError::SqlParse(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "SqlParseException", m)
+            }
+            ServiceError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", m)
+            }
             ServiceError::Internal(_) => ApiError::internal(),
         }
     }

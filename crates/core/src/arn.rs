@@ -18,6 +18,7 @@ pub enum ResourceKind {
     Certificate,
     CaCertificate,
     Policy,
+    Rule,
 }
 
 impl ResourceKind {
@@ -29,6 +30,7 @@ impl ResourceKind {
             ResourceKind::Certificate => "cert",
             ResourceKind::CaCertificate => "cacert",
             ResourceKind::Policy => "policy",
+            ResourceKind::Rule => "rule",
         }
     }
 }
@@ -53,6 +55,10 @@ impl ArnScope {
 
     pub fn thing(&self, name: &str) -> String {
         self.arn(ResourceKind::Thing, name)
+    }
+
+    pub fn rule(&self, name: &str) -> String {
+        self.arn(ResourceKind::Rule, name)
     }
 
     pub fn thing_group(&self, name: &str) -> String {

@@ -1,7 +1,8 @@
 //! drover's domain core: the nouns of AWS IoT (things, thing types, thing groups, ARNs) and the
 //! rules that govern them: name patterns and limits, attribute merging and versioning, the
 //! fleet-index query language and indexing configuration, MQTT topic rules, policy evaluation,
-//! and the job-document placeholders for presigned artifact URLs.
+//! the job-document placeholders for presigned artifact URLs, and the AWS IoT SQL of topic
+//! rules.
 //!
 //! Everything here is pure and synchronous: no I/O, no async, no clock. Transports and services
 //! call into these functions so that each rule has exactly one home.
@@ -20,6 +21,7 @@ pub mod policy;
 pub mod presence;
 pub mod query;
 pub mod registry;
+pub mod rules;
 pub mod time;
 
 pub use error::ValidationError;

@@ -13,7 +13,8 @@ use drover_s3::storage::Backend;
 use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
 use drover_services::{
-    AccessKeys, Clock, DeviceServices, EventConfigurations, FleetIndex, Jobs, Registry, SystemClock,
+    AccessKeys, Clock, DeviceServices, EngineConfig, EventConfigurations, FleetIndex, Jobs,
+    Registry, RulesEngine, SystemClock, TopicRules,
 };
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
@@ -106,6 +107,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         broker.clone(),
     )));
     let engine = tokio::spawn(jobs.clone().run_engine(shutdown_rx.clone()));
+    // The rules engine sees every message the broker routes: devices' and drover's own
+    // events alike. It starts with the stored rules and re-reads them periodically.
+    let engine_config = EngineConfig::default();
+    let rules_engine = RulesEngine::new(
+        gateway.broker.clone(),
+        registry.clone(),
+        engine_config.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    rules_engine
+        .start(store.clone(), engine_config.resync_every)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("starting the topic rules")?;
+    let rules = TopicRules::new(
+        store.clone(),
+        registry.scope().clone(),
+        clock.clone(),
+        Some(rules_engine),
+    );
     let endpoints = Endpoints {
         data: advertised(mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
@@ -128,6 +149,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             certificates: devices.certificates.clone(),
             policies: devices.policies.clone(),
             jobs,
+            rules,
             endpoints: Arc::new(endpoints),
         },
         auth,

@@ -56,6 +56,13 @@ pub enum ServiceError {
     /// A policy document the policy engine refuses.
     #[error("{0}")]
     MalformedPolicy(String),
+    /// A rule's SQL statement does not parse; the message says where.
+    #[error("{0}")]
+    SqlParse(String),
+    /// AWS's answer for a topic rule that does not exist (its rule operations have no
+    /// not-found error).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The store failed; details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),

@@ -18,6 +18,7 @@ pub mod membership;
 pub mod pagination;
 pub mod policies;
 pub mod registry;
+pub mod rules;
 pub mod x509;
 
 pub use certificates::Certificates;
@@ -35,3 +36,4 @@ pub use keys::AccessKeys;
 pub use membership::{DynamicMembership, MembershipEvent};
 pub use policies::Policies;
 pub use registry::Registry;
+pub use rules::{EngineConfig, RulesEngine, TopicRulePayload, TopicRules};

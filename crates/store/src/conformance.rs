@@ -72,6 +72,7 @@ pub async fn run_all(store: &dyn Store) {
     jobs(store).await;
     job_executions(store).await;
     job_templates(store).await;
+    topic_rules(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -1834,4 +1835,128 @@ async fn job_templates(store: &dyn Store) {
     assert!(store.delete_job_template("tpl-1").await.unwrap());
     assert!(!store.delete_job_template("tpl-1").await.unwrap());
     assert!(store.delete_job_template("tpl-2").await.unwrap());
+}
+
+async fn topic_rules(store: &dyn Store) {
+    use crate::{TopicRuleFilter, TopicRuleRecord};
+    let rule = |name: &str, topic: &str, disabled: bool| TopicRuleRecord {
+        name: name.to_string(),
+        sql: format!("SELECT * FROM '{topic}'"),
+        topic_pattern: topic.to_string(),
+        description: Some("d".into()),
+        aws_iot_sql_version: "2016-03-23".into(),
+        disabled,
+        actions: r#"[{"republish":{"topic":"x","roleArn":"r"}}]"#.into(),
+        error_action: None,
+        created_at: Timestamp(1_000),
+        updated_at: Timestamp(1_000),
+        version: 1,
+    };
+    let a = rule("rule_a", "a/+", false);
+    store.insert_topic_rule(&a).await.unwrap();
+    store
+        .insert_topic_rule(&rule("rule_b", "b/#", true))
+        .await
+        .unwrap();
+    store
+        .insert_topic_rule(&rule("rule_c", "a/+", false))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_topic_rule(&a).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_topic_rule("rule_a").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_topic_rule("nope").await.unwrap(), None);
+
+    let mut next = a.clone();
+    next.sql = "SELECT x FROM 'a/+'".into();
+    next.error_action = Some(r#"{"republish":{"topic":"err","roleArn":"r"}}"#.into());
+    next.disabled = true;
+    next.description = None;
+    next.updated_at = Timestamp(2_000);
+    next.version = 2;
+    assert_eq!(
+        store.replace_topic_rule(&next, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.replace_topic_rule(&next, 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    let mut ghost = next.clone();
+    ghost.name = "ghost".into();
+    assert_eq!(
+        store.replace_topic_rule(&ghost, 1).await.unwrap(),
+        CasOutcome::NotFound
+    );
+    assert_eq!(
+        store.get_topic_rule("rule_a").await.unwrap(),
+        Some(next.clone())
+    );
+
+    let names = |page: Page<TopicRuleRecord>| -> Vec<String> {
+        page.items.into_iter().map(|r| r.name).collect()
+    };
+    let all = TopicRuleFilter::default();
+    let first = store
+        .list_topic_rules(
+            &all,
+            &PageRequest {
+                after: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.next_after.as_deref(), Some("rule_b"));
+    assert_eq!(names(first), vec!["rule_a", "rule_b"]);
+    let rest = store
+        .list_topic_rules(
+            &all,
+            &PageRequest {
+                after: Some("rule_b".into()),
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.next_after, None);
+    assert_eq!(names(rest), vec!["rule_c"]);
+    let by_topic = TopicRuleFilter {
+        topic: Some("a/+".into()),
+        disabled: None,
+    };
+    let page = PageRequest {
+        after: None,
+        limit: 10,
+    };
+    assert_eq!(
+        names(store.list_topic_rules(&by_topic, &page).await.unwrap()),
+        vec!["rule_a", "rule_c"]
+    );
+    let enabled = TopicRuleFilter {
+        topic: None,
+        disabled: Some(false),
+    };
+    assert_eq!(
+        names(store.list_topic_rules(&enabled, &page).await.unwrap()),
+        vec!["rule_c"]
+    );
+
+    assert!(store.delete_topic_rule("rule_a").await.unwrap());
+    assert!(!store.delete_topic_rule("rule_a").await.unwrap());
+    assert!(store.delete_topic_rule("rule_b").await.unwrap());
+    assert!(store.delete_topic_rule("rule_c").await.unwrap());
+    assert!(
+        store
+            .list_topic_rules(&all, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }

@@ -8,6 +8,7 @@ mod index;
 mod jobs;
 mod policies;
 mod principals;
+mod rules;
 mod thing_types;
 mod things;
 
@@ -19,7 +20,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use drover_services::{Certificates, FleetIndex, Jobs, Policies, Registry};
+use drover_services::{Certificates, FleetIndex, Jobs, Policies, Registry, TopicRules};
 
 use crate::auth::{AuthState, require_sigv4};
 use crate::error::ApiError;
@@ -43,6 +44,7 @@ pub struct ApiState {
     pub certificates: Certificates,
     pub policies: Policies,
     pub jobs: Jobs,
+    pub rules: TopicRules,
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -223,6 +225,16 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             "/event-configurations",
             get(jobs::describe_event_configurations).patch(jobs::update_event_configurations),
         )
+        .route("/rules", get(rules::list))
+        .route(
+            "/rules/{rule_name}",
+            post(rules::create)
+                .get(rules::get)
+                .patch(rules::replace)
+                .delete(rules::delete),
+        )
+        .route("/rules/{rule_name}/enable", post(rules::enable))
+        .route("/rules/{rule_name}/disable", post(rules::disable))
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(method_not_allowed)

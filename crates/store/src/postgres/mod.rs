@@ -14,6 +14,7 @@
 mod devices;
 mod jobs;
 mod queries;
+mod rules;
 mod schema;
 mod sessions;
 

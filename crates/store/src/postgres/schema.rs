@@ -234,6 +234,20 @@ const MIGRATIONS: &[&str] = &[
         source_job_arn TEXT,
         tags TEXT NOT NULL,
         created_at BIGINT NOT NULL);"#,
+    // 6: topic rules.
+    r#"CREATE TABLE topic_rules (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        sql TEXT NOT NULL,
+        topic_pattern TEXT COLLATE "C" NOT NULL,
+        description TEXT,
+        aws_iot_sql_version TEXT NOT NULL,
+        disabled BOOLEAN NOT NULL,
+        actions TEXT NOT NULL,
+        error_action TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL);
+     CREATE INDEX topic_rules_by_topic ON topic_rules (topic_pattern, name);"#,
 ];
 
 /// Brings the schema (the first one on the connection's search path) up to date inside one

@@ -10,6 +10,7 @@
 mod devices;
 mod jobs;
 mod queries;
+mod rules;
 mod schema;
 mod sessions;
 

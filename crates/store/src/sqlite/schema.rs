@@ -232,6 +232,20 @@ const MIGRATIONS: &[&str] = &[
         source_job_arn TEXT,
         tags TEXT NOT NULL,
         created_at INTEGER NOT NULL);",
+    // 6: topic rules.
+    r#"CREATE TABLE topic_rules (
+        name TEXT PRIMARY KEY,
+        sql TEXT NOT NULL,
+        topic_pattern TEXT NOT NULL,
+        description TEXT,
+        aws_iot_sql_version TEXT NOT NULL,
+        disabled INTEGER NOT NULL,
+        actions TEXT NOT NULL,
+        error_action TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL);
+     CREATE INDEX topic_rules_by_topic ON topic_rules (topic_pattern, name);"#,
 ];
 
 /// Brings the schema up to date inside one transaction.
