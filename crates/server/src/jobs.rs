@@ -35,9 +35,28 @@ impl DocumentPresigner for JobDocumentPresigner {
 
 /// Reads `documentSource` objects from the artifact store. The URL names a bucket and key in
 /// one of the forms job documents use (`s3://bucket/key`, `https://s3.<region>.amazonaws.com/
-/// bucket/key`, `https://bucket.s3.<region>.amazonaws.com/key`); the host only selects the
-/// bucket, as for presigned URLs.
-pub struct ArtifactDocumentFetcher(pub Backend);
+/// bucket/key`, `https://bucket.s3.<region>.amazonaws.com/key`; the host only selects the
+/// bucket, as for presigned URLs) or is a path-style URL of drover's own S3 endpoint
+/// (`https://<one of s3_hosts>/bucket/key`), the URL a user has for an uploaded object.
+pub struct ArtifactDocumentFetcher {
+    pub storage: Backend,
+    /// `host:port` forms under which this server's S3 API is reached.
+    pub s3_hosts: Vec<String>,
+}
+
+impl ArtifactDocumentFetcher {
+    fn location(&self, url: &str) -> Result<drover_core::placeholder::S3Location, String> {
+        if let Some(rest) = url.strip_prefix("https://")
+            && let Some((host, path)) = rest.split_once('/')
+            && self.s3_hosts.iter().any(|h| h == host)
+        {
+            // Rewritten to AWS's path-style form so the one parser decodes bucket and key.
+            return parse_s3_url(&format!("https://s3.amazonaws.com/{path}"))
+                .map_err(|e| e.to_string());
+        }
+        parse_s3_url(url).map_err(|e| e.to_string())
+    }
+}
 
 impl DocumentFetcher for ArtifactDocumentFetcher {
     fn fetch(
@@ -46,9 +65,9 @@ impl DocumentFetcher for ArtifactDocumentFetcher {
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         let url = url.to_string();
         Box::pin(async move {
-            let location = parse_s3_url(&url).map_err(|e| e.to_string())?;
+            let location = self.location(&url)?;
             let opened = self
-                .0
+                .storage
                 .open(&location.bucket, &location.key)
                 .await
                 .map_err(|e| format!("{e}"))?;

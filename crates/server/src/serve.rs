@@ -99,9 +99,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         broker.clone(),
     ));
     jobs.set_presigner(Arc::new(crate::jobs::JobDocumentPresigner(presigner)));
-    jobs.set_fetcher(Arc::new(crate::jobs::ArtifactDocumentFetcher(
-        storage.clone(),
-    )));
+    let mut s3_hosts = vec![
+        advertised(s3_addr, &args.hostname),
+        s3_addr.to_string(),
+        format!("localhost:{}", s3_addr.port()),
+        format!("127.0.0.1:{}", s3_addr.port()),
+    ];
+    s3_hosts.extend(
+        args.hostname
+            .iter()
+            .map(|h| format!("{h}:{}", s3_addr.port())),
+    );
+    jobs.set_fetcher(Arc::new(crate::jobs::ArtifactDocumentFetcher {
+        storage: storage.clone(),
+        s3_hosts,
+    }));
     broker.add_reserved_handler(Arc::new(drover_aws::jobs_data::JobsTopicHandler::new(
         jobs.clone(),
         broker.clone(),

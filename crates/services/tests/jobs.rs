@@ -282,7 +282,7 @@ async fn device_updates_follow_the_rules_and_stay_on_their_own_thing() {
         f.jobs
             .update_job_execution("a", "j1", &request(ExecutionStatus::InProgress))
             .await,
-        Err(DeviceError::TerminalState { .. })
+        Err(DeviceError::InvalidStateTransition { state: Some(_), .. })
     ));
     let described = f
         .jobs
@@ -596,4 +596,41 @@ async fn scheduled_jobs_wait_for_their_start_and_bad_input_changes_nothing() {
         assert!(f.jobs.create_job(request).await.is_err());
     }
     assert!(f.jobs.describe_job("x").await.is_err());
+}
+
+#[tokio::test]
+async fn templates_fill_jobs_and_a_taken_id_is_a_conflict() {
+    use drover_services::jobs::CreateJobTemplateRequest;
+    let f = Fixture::new().await;
+    f.things_in_group("fleet", &["a"]).await;
+    let template = CreateJobTemplateRequest {
+        template_id: "fw".into(),
+        description: "firmware".into(),
+        document: Some(r#"{"version":"${aws:iot:parameter:version}"}"#.into()),
+        ..Default::default()
+    };
+    f.jobs.create_job_template(template.clone()).await.unwrap();
+    assert!(matches!(
+        f.jobs.create_job_template(template).await,
+        Err(ServiceError::Conflict(_))
+    ));
+    let job = f
+        .jobs
+        .create_job(CreateJobRequest {
+            job_id: "from-template".into(),
+            targets: vec![f.group_arn("fleet")],
+            job_template_arn: Some(f.jobs.template_arn("fw")),
+            document_parameters: BTreeMap::from([("version".to_string(), "2.0".to_string())]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(job.document, r#"{"version":"2.0"}"#);
+    assert_eq!(
+        f.jobs
+            .get_job_document("from-template", true)
+            .await
+            .unwrap(),
+        r#"{"version":"${aws:iot:parameter:version}"}"#
+    );
 }

@@ -719,11 +719,11 @@ impl Jobs {
         };
         match self.inner.store.insert_job_template(&template).await {
             Ok(()) => Ok(template),
-            Err(StoreError::AlreadyExists(_)) => Err(ServiceError::AlreadyExists {
-                message: format!("Job template {} already exists", template.template_id),
-                resource_id: template.template_id.clone(),
-                resource_arn: self.template_arn(&template.template_id),
-            }),
+            // CreateJobTemplate's model names ConflictException, not ResourceAlreadyExists.
+            Err(StoreError::AlreadyExists(_)) => Err(ServiceError::Conflict(format!(
+                "Job template {} already exists",
+                template.template_id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
