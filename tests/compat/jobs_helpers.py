@@ -13,7 +13,7 @@ import uuid
 import boto3
 from botocore.config import Config
 
-from mqtt_devices import PahoDevice, provision
+from mqtt_devices import PahoDevice, eventually, provision
 
 # What AWS's jobs guide gives a device: its own jobs topics, nothing else.
 JOBS_POLICY = {
@@ -31,18 +31,21 @@ JOBS_POLICY = {
 TERMINAL = {"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "REMOVED", "CANCELED"}
 
 
-def provision_jobs_device(drover, tmp_path, thing=None, attributes=None):
-    """A thing (optionally with attributes), an ACTIVE certificate attached to it and the
-    thing-scoped jobs policy."""
-    thing = thing or drover.name("jdev")
-    if attributes:
-        drover.aws("create-thing", "--thing-name", thing,
-                   "--attribute-payload", json.dumps({"attributes": attributes}))
-    return provision(drover, tmp_path, thing=thing, policy=JOBS_POLICY)
+def enable_indexing(drover):
+    """Thing indexing on (REGISTRY), which dynamic thing groups need, as on AWS."""
+    drover.aws("update-indexing-configuration", "--thing-indexing-configuration",
+               json.dumps({"thingIndexingMode": "REGISTRY", "thingConnectivityIndexingMode": "OFF"}))
 
 
-def create_job(iot, targets, document=None, job_id=None, **kwargs):
-    """CreateJob through boto3; returns the job id."""
+def provision_jobs_device(drover, tmp_path, thing=None):
+    """A thing, an ACTIVE certificate attached to it and the thing-scoped jobs policy."""
+    return provision(drover, tmp_path, thing=thing or drover.name("jdev"), policy=JOBS_POLICY)
+
+
+def create_job(iot, targets, document=None, job_id=None, wait_for=None, **kwargs):
+    """CreateJob through boto3; returns the job id. With `wait_for=N`, also waits until the job
+    has N executions (AWS creates them asynchronously, so a caller that goes on to act as a
+    device must not race the rollout)."""
     job_id = job_id or f"job-{uuid.uuid4().hex[:12]}"
     if document is not None and not isinstance(document, str):
         document = json.dumps(document)
@@ -51,6 +54,8 @@ def create_job(iot, targets, document=None, job_id=None, **kwargs):
         args["document"] = document
     out = iot.create_job(**args)
     assert out["jobId"] == job_id, out
+    if wait_for is not None:
+        eventually(lambda: len(executions_for_job(iot, job_id)) >= wait_for)
     return job_id
 
 

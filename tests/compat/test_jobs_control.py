@@ -20,13 +20,13 @@ from conftest import error_code
 from jobs_helpers import (
     create_job,
     describe_execution,
+    enable_indexing,
     executions_for_job,
     job,
     jobs_data_client,
     thing_of,
 )
 from mqtt_devices import OBSERVER_POLICY, PahoDevice, eventually, provision
-from test_fleet_index import enable_indexing
 
 DOC = {"operation": "install", "app_version": "2.0"}
 
@@ -190,7 +190,7 @@ def test_list_jobs_filters_and_pages(drover, data):
     [lone] = things(drover, 1)
     snapshot = create_job(drover.iot, [garn], DOC)
     continuous = create_job(drover.iot, [garn], DOC, targetSelection="CONTINUOUS")
-    finished = create_job(drover.iot, [drover.arn("thing", lone)], DOC)
+    finished = create_job(drover.iot, [drover.arn("thing", lone)], DOC, wait_for=1)
     data.update_job_execution(jobId=finished, thingName=lone, status="SUCCEEDED")
     eventually(lambda: job(drover.iot, finished)["status"] == "COMPLETED")
 
@@ -302,7 +302,7 @@ def test_cancel_job_execution(drover, data):
 def test_delete_job_with_and_without_force(drover, data):
     [thing] = things(drover, 1)
     target = [drover.arn("thing", thing)]
-    running = create_job(drover.iot, target, DOC)
+    running = create_job(drover.iot, target, DOC, wait_for=1)
     data.start_next_pending_job_execution(thingName=thing)
     expect_error(drover.iot.delete_job, "InvalidStateTransitionException", 409, jobId=running)
     assert job(drover.iot, running)["status"] == "IN_PROGRESS"
@@ -318,7 +318,7 @@ def test_delete_job_with_and_without_force(drover, data):
     listed = drover.iot.list_job_executions_for_thing(thingName=thing).get("executionSummaries", [])
     assert running not in [s["jobId"] for s in listed]
 
-    done = create_job(drover.iot, target, DOC)
+    done = create_job(drover.iot, target, DOC, wait_for=1)
     data.update_job_execution(jobId=done, thingName=thing, status="SUCCEEDED")
     eventually(lambda: job(drover.iot, done)["status"] == "COMPLETED")
     drover.iot.delete_job(jobId=done)
@@ -329,7 +329,7 @@ def test_delete_job_with_and_without_force(drover, data):
 
 def test_delete_job_execution_with_and_without_force(drover, data):
     [thing] = things(drover, 1)
-    job_id = create_job(drover.iot, [drover.arn("thing", thing)], DOC)
+    job_id = create_job(drover.iot, [drover.arn("thing", thing)], DOC, wait_for=1)
     data.start_next_pending_job_execution(thingName=thing)
     expect_error(drover.iot.delete_job_execution, "InvalidStateTransitionException", 409,
                  jobId=job_id, thingName=thing, executionNumber=1)
@@ -338,7 +338,7 @@ def test_delete_job_execution_with_and_without_force(drover, data):
     expect_error(drover.iot.describe_job_execution, "ResourceNotFoundException", 404,
                  jobId=job_id, thingName=thing)
 
-    other = create_job(drover.iot, [drover.arn("thing", thing)], DOC)
+    other = create_job(drover.iot, [drover.arn("thing", thing)], DOC, wait_for=1)
     data.update_job_execution(jobId=other, thingName=thing, status="FAILED")
     drover.iot.delete_job_execution(jobId=other, thingName=thing, executionNumber=1)
     expect_error(drover.iot.describe_job_execution, "ResourceNotFoundException", 404,
@@ -504,7 +504,8 @@ def test_abort_criteria_not_met_lets_the_job_complete(drover, data):
 def test_retry_config_queues_a_new_execution_number_after_a_failure(drover, data):
     [thing] = things(drover, 1)
     job_id = create_job(drover.iot, [drover.arn("thing", thing)], DOC,
-                        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]})
+                        jobExecutionsRetryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]},
+                        wait_for=1)
     started = data.start_next_pending_job_execution(thingName=thing)["execution"]
     assert started["executionNumber"] == 1
     data.update_job_execution(jobId=job_id, thingName=thing, status="FAILED", executionNumber=1)
@@ -544,7 +545,7 @@ def test_job_events_reach_a_subscribed_device(fresh_drover, tmp_path):
     job_id = f"evt-{uuid.uuid4().hex[:8]}"
     for topic in (f"$aws/events/jobExecution/{job_id}/#", f"$aws/events/job/{job_id}/#"):
         assert not observer.subscribe(topic)[0].is_failure
-    create_job(d.iot, [d.arn("thing", thing)], DOC, job_id=job_id)
+    create_job(d.iot, [d.arn("thing", thing)], DOC, job_id=job_id, wait_for=1)
     data.update_job_execution(jobId=job_id, thingName=thing, status="SUCCEEDED", statusDetails={"fw": "2.0"})
 
     got = {}
@@ -571,7 +572,7 @@ def test_job_events_reach_a_subscribed_device(fresh_drover, tmp_path):
                                                            "JOB_EXECUTION": {"Enabled": False}})
     quiet = f"evt-{uuid.uuid4().hex[:8]}"
     observer.subscribe(f"$aws/events/jobExecution/{quiet}/#")
-    create_job(d.iot, [d.arn("thing", thing)], DOC, job_id=quiet)
+    create_job(d.iot, [d.arn("thing", thing)], DOC, job_id=quiet, wait_for=1)
     data.update_job_execution(jobId=quiet, thingName=thing, status="SUCCEEDED")
     assert describe_execution(d.iot, thing, quiet)["status"] == "SUCCEEDED"
     observer.no_message(wait=2)

@@ -17,13 +17,11 @@ import json
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
-from jobs_helpers import describe_execution, job
+from jobs_helpers import describe_execution, enable_indexing, job
 from mqtt_devices import eventually, policy_text
-from test_fleet_index import enable_indexing
 
 SDK_VERSION = "1.6.2"
 # The sample's default client id (its `-id` flag), which the policy must let connect.
@@ -89,6 +87,8 @@ def test_aws_iot_python_sdk_v1_jobs_sample_processes_a_job(fresh_drover, tmp_pat
     out = d.aws("create-job", "--job-id", "app-2-0", "--target-selection", "SNAPSHOT",
                 "--targets", group["thingGroupArn"], "--document", json.dumps(document)).json
     assert out["jobArn"] == d.arn("job", "app-2-0")
+    # AWS creates executions asynchronously; the sample's first start-next must find it.
+    eventually(lambda: d.aws("list-job-executions-for-job", "--job-id", "app-2-0").json["executionSummaries"])
 
     proc = subprocess.run(
         [sys.executable, str(jobs_sample), "-e", "localhost", "-p", str(d.server.mqtt_port),
