@@ -9,11 +9,12 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
-from mqtt_devices import PahoDevice, eventually, provision
+from mqtt_devices import Device, PahoDevice, eventually, policy_text
 
 # What AWS's jobs guide gives a device: its own jobs topics, nothing else.
 JOBS_POLICY = {
@@ -37,9 +38,25 @@ def enable_indexing(drover):
                json.dumps({"thingIndexingMode": "REGISTRY", "thingConnectivityIndexingMode": "OFF"}))
 
 
-def provision_jobs_device(drover, tmp_path, thing=None):
-    """A thing, an ACTIVE certificate attached to it and the thing-scoped jobs policy."""
-    return provision(drover, tmp_path, thing=thing or drover.name("jdev"), policy=JOBS_POLICY)
+def provision_jobs_device(drover, tmp_path, thing=None, policy=JOBS_POLICY):
+    """A thing, an ACTIVE certificate attached to it and the thing-scoped jobs policy: the
+    operator steps of mqtt_devices.provision, through boto3 rather than one awscli process per
+    step, since these suites provision dozens of devices (test_jobs_sample.py and the gateway
+    suite cover the same steps with awscli)."""
+    iot = drover.iot
+    thing = thing or drover.name("jdev")
+    iot.create_thing(thingName=thing)
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    folder = Path(tmp_path) / thing
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = folder / "cert.pem", folder / "private.key"
+    cert_file.write_text(created["certificatePem"])
+    key_file.write_text(created["keyPair"]["PrivateKey"])
+    policy_name = f"{thing}-policy"
+    iot.create_policy(policyName=policy_name, policyDocument=policy_text(drover, policy))
+    iot.attach_policy(policyName=policy_name, target=created["certificateArn"])
+    iot.attach_thing_principal(thingName=thing, principal=created["certificateArn"])
+    return Device(drover, thing, created["certificateId"], created["certificateArn"], cert_file, key_file)
 
 
 def create_job(iot, targets, document=None, job_id=None, wait_for=None, **kwargs):

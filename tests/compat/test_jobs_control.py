@@ -24,9 +24,10 @@ from jobs_helpers import (
     executions_for_job,
     job,
     jobs_data_client,
+    provision_jobs_device,
     thing_of,
 )
-from mqtt_devices import OBSERVER_POLICY, PahoDevice, eventually, provision
+from mqtt_devices import OBSERVER_POLICY, PahoDevice, eventually
 
 DOC = {"operation": "install", "app_version": "2.0"}
 
@@ -539,7 +540,7 @@ def test_job_events_reach_a_subscribed_device(fresh_drover, tmp_path):
     config = d.iot.describe_event_configurations()["eventConfigurations"]
     assert config["JOB"] == {"Enabled": True} and config["JOB_EXECUTION"] == {"Enabled": True}
 
-    observer = PahoDevice(provision(d, tmp_path, policy=OBSERVER_POLICY))
+    observer = PahoDevice(provision_jobs_device(d, tmp_path, policy=OBSERVER_POLICY))
     observer.connect()
     [thing] = things(d, 1)
     job_id = f"evt-{uuid.uuid4().hex[:8]}"
