@@ -114,6 +114,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::MalformedPolicy(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "MalformedPolicyException", m)
             }
+            ServiceError::InvalidStateTransition(m) => {
+                ApiError::new(StatusCode::CONFLICT, "InvalidStateTransitionException", m)
+            }
+            ServiceError::Conflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictException", m)
+            }
             ServiceError::Internal(_) => ApiError::internal(),
         }
     }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod iot;
+pub mod jobs_data;
 pub mod sigv4;
 mod wire;
 

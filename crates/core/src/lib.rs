@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod error;
 pub mod indexing;
 pub mod iot_policies;
+pub mod jobs;
 pub mod limits;
 pub mod mqtt_topic;
 pub mod names;

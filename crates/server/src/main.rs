@@ -5,6 +5,7 @@ mod commands;
 mod datadir;
 mod gateway;
 mod https;
+mod jobs;
 mod observability;
 mod pki;
 mod serve;

@@ -12,7 +12,9 @@ use drover_core::arn::ArnScope;
 use drover_s3::storage::Backend;
 use drover_s3::storage::remote::{RemoteConfig, RemoteStorage};
 use drover_s3::{Presigner, S3State, Storage};
-use drover_services::{AccessKeys, Clock, DeviceServices, FleetIndex, Registry, SystemClock};
+use drover_services::{
+    AccessKeys, Clock, DeviceServices, EventConfigurations, FleetIndex, Jobs, Registry, SystemClock,
+};
 use drover_store::{AccessKey, SharedStore};
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -52,7 +54,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let storage = open_artifacts(&dir, args.artifacts_url.as_deref()).await?;
     // Built now so a misconfiguration shows at start; the Jobs service will hold it to
     // substitute presigned URLs into job documents at each delivery.
-    let _presigner = presigner(&keys, &args.region, &advertised(s3_addr, &args.hostname)).await?;
+    let presigner = presigner(&keys, &args.region, &advertised(s3_addr, &args.hostname)).await?;
 
     let scope = ArnScope::new(args.region.clone(), account_id.clone());
     let registry = Registry::new(store.clone(), scope, clock.clone());
@@ -85,7 +87,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await?;
     let mqtt_addr = gateway.addr;
     // The services publish through the broker (jobs notifications, events).
-    let _broker = gateway.broker.clone();
+    let broker = gateway.broker.clone();
+    let jobs = Jobs::new(
+        store.clone(),
+        registry.clone(),
+        clock.clone(),
+        EventConfigurations::new(store.clone(), clock.clone()),
+    );
+    jobs.set_publisher(drover_aws::jobs_data::BrokerJobPublisher::start(
+        broker.clone(),
+    ));
+    jobs.set_presigner(Arc::new(crate::jobs::JobDocumentPresigner(presigner)));
+    jobs.set_fetcher(Arc::new(crate::jobs::ArtifactDocumentFetcher(
+        storage.clone(),
+    )));
+    broker.add_reserved_handler(Arc::new(drover_aws::jobs_data::JobsTopicHandler::new(
+        jobs.clone(),
+        broker.clone(),
+    )));
+    let engine = tokio::spawn(jobs.clone().run_engine(shutdown_rx.clone()));
     let endpoints = Endpoints {
         data: advertised(mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),
@@ -99,7 +119,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let auth = AuthState {
         keys,
         region: args.region.clone(),
-        services: Arc::new(vec!["iot"]),
+        services: Arc::new(vec!["iot", "iot-jobs-data"]),
     };
     let api = drover_aws::router(
         ApiState {
@@ -107,6 +127,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             index,
             certificates: devices.certificates.clone(),
             policies: devices.policies.clone(),
+            jobs,
             endpoints: Arc::new(endpoints),
         },
         auth,
@@ -160,6 +181,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     server.await.context("the HTTPS listener panicked")?;
     s3_server.await.context("the S3 listener panicked")?;
     gateway.task.await.context("the MQTT listener panicked")?;
+    engine.await.context("the jobs engine panicked")?;
     // Let device connections close and save their sessions.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     tracing::info!("stopped");

@@ -47,6 +47,12 @@ pub enum ServiceError {
     /// A policy already has the maximum number of versions.
     #[error("{0}")]
     VersionsLimitExceeded(String),
+    /// A job or job execution is in a status that does not allow the operation.
+    #[error("{0}")]
+    InvalidStateTransition(String),
+    /// A job-execution update conflicts with the execution's current state (jobs data plane).
+    #[error("{0}")]
+    Conflict(String),
     /// A policy document the policy engine refuses.
     #[error("{0}")]
     MalformedPolicy(String),

@@ -10,7 +10,9 @@ pub mod device_ca;
 pub mod devices;
 pub mod dynamic_groups;
 pub mod error;
+pub mod event_configurations;
 pub mod index;
+pub mod jobs;
 pub mod keys;
 pub mod membership;
 pub mod pagination;
@@ -26,7 +28,9 @@ pub use devices::{
     PrincipalChange, PrincipalChanges,
 };
 pub use error::{ServiceError, ServiceResult};
+pub use event_configurations::EventConfigurations;
 pub use index::FleetIndex;
+pub use jobs::Jobs;
 pub use keys::AccessKeys;
 pub use membership::{DynamicMembership, MembershipEvent};
 pub use policies::Policies;

@@ -68,6 +68,7 @@ pub struct DynamicMembership {
     clock: Arc<dyn Clock>,
     lock: Arc<RwLock<()>>,
     events: broadcast::Sender<MembershipEvent>,
+    deletions: broadcast::Sender<String>,
     parsed: Arc<Mutex<QueryCache>>,
 }
 
@@ -78,13 +79,34 @@ impl DynamicMembership {
             clock,
             lock: Arc::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
+            deletions: broadcast::channel(EVENT_BUFFER).0,
             parsed: Arc::default(),
         }
     }
 
-    /// Membership changes from now on.
+    /// Membership changes from now on: dynamic groups' joins and leaves, and static groups'
+    /// (AddThingToThingGroup, RemoveThingFromThingGroup, a deleted thing leaving its groups).
     pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
         self.events.subscribe()
+    }
+
+    /// Names of things deleted from now on (the jobs service marks their executions REMOVED).
+    pub fn subscribe_deletions(&self) -> broadcast::Receiver<String> {
+        self.deletions.subscribe()
+    }
+
+    pub(crate) fn announce_deleted(&self, thing: &str) {
+        let _ = self.deletions.send(thing.to_string());
+    }
+
+    pub(crate) fn announce_joined(&self, group: &str, things: impl IntoIterator<Item = String>) {
+        for thing in things {
+            let _ = self.events.send(MembershipEvent {
+                group: group.to_string(),
+                thing,
+                joined: true,
+            });
+        }
     }
 
     /// Held by every write that changes what a thing's index document says.

@@ -191,6 +191,7 @@ impl Registry {
         check_name("thingName", name)?;
         let _shared = self.membership.shared().await;
         let dynamic_groups = self.dynamic_groups_of(name).await?;
+        let all_groups = self.all_groups_for_thing(name).await?;
         let outcome = match self.store.delete_thing(name, expected_version).await {
             Err(StoreError::MissingReference(_)) => {
                 return Err(ServiceError::InvalidRequest(format!(
@@ -201,9 +202,13 @@ impl Registry {
         };
         match outcome {
             CasOutcome::Done => {
+                for group in all_groups.iter().filter(|g| !dynamic_groups.contains(g)) {
+                    self.membership.announce_left(group, [name.to_string()]);
+                }
                 for group in dynamic_groups {
                     self.membership.announce_left(&group, [name.to_string()]);
                 }
+                self.membership.announce_deleted(name);
                 Ok(())
             }
             CasOutcome::NotFound => Ok(()),
@@ -543,20 +548,22 @@ impl Registry {
         override_dynamic_groups: bool,
     ) -> ServiceResult<()> {
         let _shared = self.membership.shared().await;
-        let thing_name = self
+        let (group_name, thing_name) = self
             .add_thing_unguarded(group, thing, override_dynamic_groups)
             .await?;
+        self.membership
+            .announce_joined(&group_name, [thing_name.clone()]);
         self.membership.thing_changed(&thing_name).await
     }
 
     /// AddThingToThingGroup's work; the caller holds the membership lock's shared side.
-    /// Returns the thing's name.
+    /// Returns the group's and the thing's names.
     async fn add_thing_unguarded(
         &self,
         group: NameOrArn,
         thing: NameOrArn,
         override_dynamic_groups: bool,
-    ) -> ServiceResult<String> {
+    ) -> ServiceResult<(String, String)> {
         let group_name = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let thing_name = self.resolve(ResourceKind::Thing, "thing", thing)?;
         let group = self.get_group(&group_name).await?;
@@ -568,7 +575,7 @@ impl Registry {
         self.describe_thing(&thing_name).await?;
         let current = self.all_groups_for_thing(&thing_name).await?;
         if current.iter().any(|g| g == &group_name) {
-            return Ok(thing_name);
+            return Ok((group_name, thing_name));
         }
         let root = self.root_of(&group).await?;
         for other in &current {
@@ -608,7 +615,7 @@ impl Registry {
             .add_thing_to_group(&group_name, &thing_name, self.clock.now())
             .await
         {
-            Ok(_) => Ok(thing_name),
+            Ok(_) => Ok((group_name, thing_name)),
             Err(StoreError::MissingReference(_)) => Err(ServiceError::NotFound(format!(
                 "Thing {thing_name} or thing group {group_name} was deleted concurrently"
             ))),
@@ -632,9 +639,14 @@ impl Registry {
         }
         self.describe_thing(&thing_name).await?;
         let _shared = self.membership.shared().await;
-        self.store
+        if self
+            .store
             .remove_thing_from_group(&group_name, &thing_name)
-            .await?;
+            .await?
+        {
+            self.membership
+                .announce_left(&group_name, [thing_name.clone()]);
+        }
         self.membership.thing_changed(&thing_name).await
     }
 
@@ -660,7 +672,10 @@ impl Registry {
         self.describe_thing(thing_name).await?;
         let _shared = self.membership.shared().await;
         for name in to_remove {
-            self.store.remove_thing_from_group(name, thing_name).await?;
+            if self.store.remove_thing_from_group(name, thing_name).await? {
+                self.membership
+                    .announce_left(name, [thing_name.to_string()]);
+            }
         }
         for name in to_add {
             self.add_thing_unguarded(
@@ -675,6 +690,8 @@ impl Registry {
                 override_dynamic_groups,
             )
             .await?;
+            self.membership
+                .announce_joined(name, [thing_name.to_string()]);
         }
         self.membership.thing_changed(thing_name).await
     }
@@ -772,7 +789,8 @@ impl Registry {
     }
 
     /// Names of every descendant of `name` (breadth first; the hierarchy is at most 7 deep).
-    async fn descendants(&self, name: &str) -> ServiceResult<Vec<String>> {
+    /// Names of every group below `name` in its hierarchy.
+    pub async fn descendants(&self, name: &str) -> ServiceResult<Vec<String>> {
         let mut found = Vec::new();
         let mut frontier = vec![name.to_string()];
         while let Some(parent) = frontier.pop() {

@@ -69,6 +69,9 @@ pub async fn run_all(store: &dyn Store) {
     thing_principals(store).await;
     policies(store).await;
     presence(store).await;
+    jobs(store).await;
+    job_executions(store).await;
+    job_templates(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -1391,4 +1394,444 @@ async fn presence(store: &dyn Store) {
     );
     store.delete_thing("presence-thing", None).await.unwrap();
     store.delete_thing("presence-never", None).await.unwrap();
+}
+
+fn job(id: &str, status: drover_core::jobs::JobStatus) -> drover_core::jobs::Job {
+    use drover_core::jobs::*;
+    Job {
+        job_id: id.into(),
+        status,
+        target_selection: TargetSelection::Snapshot,
+        targets: vec!["arn:aws:iot:us-east-1:1:thinggroup/g_1".into()],
+        document: r#"{"op":"install"}"#.into(),
+        document_before_substitution: None,
+        document_source: None,
+        description: Some("update".into()),
+        config: serde_json::from_str(r#"{"timeoutConfig":{"inProgressTimeoutInMinutes":5}}"#)
+            .unwrap(),
+        document_parameters: Default::default(),
+        job_template_arn: None,
+        namespace_id: None,
+        tags: vec![Tag {
+            key: "k".into(),
+            value: "v".into(),
+        }],
+        force_canceled: false,
+        reason_code: None,
+        comment: None,
+        created_at: Timestamp(1_000),
+        last_updated_at: Timestamp(1_000),
+        completed_at: None,
+        version: 1,
+        process: Default::default(),
+    }
+}
+
+async fn jobs(store: &dyn Store) {
+    use drover_core::jobs::*;
+    let j = job("job-a", JobStatus::InProgress);
+    store.insert_job(&j, &[]).await.unwrap();
+    assert!(matches!(
+        store.insert_job(&j, &[]).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.get_job("job-a").await.unwrap().unwrap(), j);
+    assert!(store.get_job("nope").await.unwrap().is_none());
+
+    let mut canceled = j.clone();
+    canceled.status = JobStatus::Canceled;
+    canceled.reason_code = Some("R".into());
+    canceled.version = 2;
+    assert_eq!(
+        store.replace_job(&canceled, 7).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.replace_job(&canceled, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(store.get_job("job-a").await.unwrap().unwrap(), canceled);
+    let mut ghost = j.clone();
+    ghost.job_id = "ghost".into();
+    assert_eq!(
+        store.replace_job(&ghost, 1).await.unwrap(),
+        CasOutcome::NotFound
+    );
+
+    let mut b = job("job-b", JobStatus::Scheduled);
+    b.target_selection = TargetSelection::Continuous;
+    b.targets = vec!["arn:aws:iot:us-east-1:1:thinggroup/g-1".into()];
+    store.insert_job(&b, &[]).await.unwrap();
+    store
+        .insert_job(&job("job-c", JobStatus::Completed), &[])
+        .await
+        .unwrap();
+    let all = store
+        .list_jobs(&JobFilter::default(), &page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|j| j.job_id.as_str())
+            .collect::<Vec<_>>(),
+        ["job-a", "job-b"]
+    );
+    assert_eq!(all.next_after.as_deref(), Some("job-b"));
+    let rest = store
+        .list_jobs(&JobFilter::default(), &page(Some("job-b"), 2))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next_after.is_none());
+    let by_status = |status| JobFilter {
+        status: Some(status),
+        ..JobFilter::default()
+    };
+    let listed = store
+        .list_jobs(&by_status(JobStatus::Scheduled), &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].job_id, "job-b");
+    let continuous = JobFilter {
+        target_selection: Some(TargetSelection::Continuous),
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_jobs(&continuous, &page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // A target filter matches whole ARNs only: g_1 is not g-1, and g is neither.
+    for (arn, expected) in [
+        ("arn:aws:iot:us-east-1:1:thinggroup/g_1", 2),
+        ("arn:aws:iot:us-east-1:1:thinggroup/g-1", 1),
+        ("arn:aws:iot:us-east-1:1:thinggroup/g", 0),
+    ] {
+        let f = JobFilter {
+            target: Some(arn.into()),
+            ..JobFilter::default()
+        };
+        assert_eq!(
+            store
+                .list_jobs(&f, &page(None, 10))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            expected,
+            "{arn}"
+        );
+    }
+    let active: Vec<String> = store
+        .list_active_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(active, ["job-b"]);
+    for id in ["job-a", "job-b", "job-c"] {
+        assert!(store.delete_job(id).await.unwrap());
+    }
+    assert!(!store.delete_job("job-a").await.unwrap());
+}
+
+async fn job_executions(store: &dyn Store) {
+    use drover_core::jobs::*;
+    let things: Vec<String> = (0..5).map(|i| format!("t{i}")).collect();
+    store
+        .insert_job(&job("rollout", JobStatus::InProgress), &things)
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_things("rollout").await.unwrap(), 5);
+    assert_eq!(
+        store
+            .add_pending_things("rollout", &["t0".into(), "t9".into()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.remove_pending_thing("rollout", "t9").await.unwrap());
+    assert!(!store.remove_pending_thing("rollout", "t9").await.unwrap());
+
+    let first = store
+        .release_pending_things("rollout", 2, Timestamp(5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|e| e.thing_name.as_str())
+            .collect::<Vec<_>>(),
+        ["t0", "t1"]
+    );
+    assert_eq!(
+        first[0],
+        JobExecution::queued("rollout", "t0", 1, 0, Timestamp(5_000))
+    );
+    assert_eq!(
+        store.list_pending_things("rollout", 10).await.unwrap(),
+        ["t2", "t3", "t4"]
+    );
+    // A thing with an execution is never pending again.
+    assert_eq!(
+        store
+            .add_pending_things("rollout", &["t0".into()])
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .release_pending_things("rollout", 10, Timestamp(9_000))
+        .await
+        .unwrap();
+    assert_eq!(store.count_pending_things("rollout").await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_released_since("rollout", Timestamp(6_000))
+            .await
+            .unwrap(),
+        3
+    );
+    let j = store.get_job("rollout").await.unwrap().unwrap();
+    assert_eq!(j.process.queued, 5);
+
+    // Compare-and-swap updates keep the counters.
+    let e = store
+        .get_execution("rollout", "t0", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let started = apply_device_update(
+        &e,
+        &DeviceUpdate {
+            status: Some(ExecutionStatus::InProgress),
+            step_timeout_in_minutes: Some(1),
+            ..DeviceUpdate::default()
+        },
+        Some(5),
+        Timestamp(10_000),
+    )
+    .unwrap();
+    assert_eq!(
+        store.update_execution(&started, 2).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    assert_eq!(
+        store.update_execution(&started, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store.update_execution(&started, 1).await.unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    let mut ghost = started.clone();
+    ghost.thing_name = "nobody".into();
+    assert_eq!(
+        store.update_execution(&ghost, 1).await.unwrap(),
+        CasOutcome::NotFound
+    );
+    assert_eq!(
+        store
+            .get_execution("rollout", "t0", Some(1))
+            .await
+            .unwrap()
+            .unwrap(),
+        started
+    );
+    let j = store.get_job("rollout").await.unwrap().unwrap();
+    assert_eq!((j.process.queued, j.process.in_progress), (4, 1));
+
+    // Timers.
+    assert_eq!(
+        store.next_execution_timeout().await.unwrap(),
+        Some(Timestamp(70_000))
+    );
+    assert!(
+        store
+            .due_executions(Timestamp(69_999), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.due_executions(Timestamp(70_000), 10).await.unwrap();
+    assert_eq!(due, vec![started.clone()]);
+
+    // A failure and its retry: the thing counts once, by its latest execution.
+    let failed = apply_device_update(
+        &started,
+        &DeviceUpdate {
+            status: Some(ExecutionStatus::Failed),
+            ..DeviceUpdate::default()
+        },
+        None,
+        Timestamp(11_000),
+    )
+    .unwrap();
+    let retry_exec = retry(&failed, Timestamp(11_000));
+    let outcomes = store
+        .update_executions(&[(failed.clone(), 2), (failed.clone(), 2)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [CasOutcome::Done, CasOutcome::VersionMismatch]);
+    assert!(store.next_execution_timeout().await.unwrap().is_none());
+    let j = store.get_job("rollout").await.unwrap().unwrap();
+    assert_eq!((j.process.failed, j.process.in_progress), (1, 0));
+    store.insert_execution(&retry_exec).await.unwrap();
+    assert!(matches!(
+        store.insert_execution(&retry_exec).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let j = store.get_job("rollout").await.unwrap().unwrap();
+    assert_eq!((j.process.failed, j.process.queued), (0, 5));
+    assert_eq!(j.process.total(), 5);
+    assert_eq!(
+        store
+            .get_execution("rollout", "t0", None)
+            .await
+            .unwrap()
+            .unwrap(),
+        retry_exec
+    );
+    assert_eq!(
+        store
+            .get_execution("rollout", "t0", Some(1))
+            .await
+            .unwrap()
+            .unwrap(),
+        failed
+    );
+
+    // Listings show each thing's latest execution.
+    let for_job = store
+        .list_executions_for_job("rollout", None, &page(None, 3))
+        .await
+        .unwrap();
+    assert_eq!(for_job.items.len(), 3);
+    assert_eq!(for_job.items[0].execution_number, 2);
+    assert_eq!(for_job.next_after.as_deref(), Some("t2"));
+    let queued = store
+        .list_executions_for_job(
+            "rollout",
+            Some(ExecutionStatus::Queued),
+            &page(Some("t2"), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.items.len(), 2);
+    store
+        .insert_job(&job("other", JobStatus::InProgress), &["t0".into()])
+        .await
+        .unwrap();
+    store
+        .release_pending_things("other", 10, Timestamp(12_000))
+        .await
+        .unwrap();
+    let for_thing = store
+        .list_executions_for_thing("t0", &ExecutionFilter::default(), &page(None, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        for_thing
+            .items
+            .iter()
+            .map(|e| e.job_id.as_str())
+            .collect::<Vec<_>>(),
+        ["other", "rollout"]
+    );
+    let only = ExecutionFilter {
+        job_id: Some("rollout".into()),
+        status: Some(ExecutionStatus::Queued),
+    };
+    assert_eq!(
+        store
+            .list_executions_for_thing("t0", &only, &page(None, 10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let pending = store
+        .pending_executions(&["t0".into(), "t1".into()])
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 3);
+    let queued_now = store
+        .executions_in_status(
+            "rollout",
+            &[ExecutionStatus::Queued, ExecutionStatus::InProgress],
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued_now.len(), 2);
+
+    // Deleting the latest execution brings back the one before it.
+    assert!(store.delete_execution("rollout", "t0", 2).await.unwrap());
+    assert!(!store.delete_execution("rollout", "t0", 2).await.unwrap());
+    let j = store.get_job("rollout").await.unwrap().unwrap();
+    assert_eq!((j.process.failed, j.process.queued), (1, 4));
+    assert_eq!(
+        store
+            .get_execution("rollout", "t0", None)
+            .await
+            .unwrap()
+            .unwrap(),
+        failed
+    );
+    assert_eq!(store.clear_pending_things("rollout").await.unwrap(), 0);
+    assert!(store.delete_job("rollout").await.unwrap());
+    assert!(
+        store
+            .get_execution("rollout", "t1", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.delete_job("other").await.unwrap());
+}
+
+async fn job_templates(store: &dyn Store) {
+    use drover_core::jobs::*;
+    let t = JobTemplate {
+        template_id: "tpl-1".into(),
+        description: "firmware".into(),
+        document: Some(r#"{"v":"${aws:iot:parameter:v}"}"#.into()),
+        document_source: None,
+        config: serde_json::from_str(r#"{"timeoutConfig":{"inProgressTimeoutInMinutes":5}}"#)
+            .unwrap(),
+        maintenance_windows: vec![MaintenanceWindow {
+            start_time: "cron(0 0 ? * SUN *)".into(),
+            duration_in_minutes: 60,
+        }],
+        source_job_arn: None,
+        tags: Vec::new(),
+        created_at: Timestamp(3),
+    };
+    store.insert_job_template(&t).await.unwrap();
+    assert!(matches!(
+        store.insert_job_template(&t).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let mut t2 = t.clone();
+    t2.template_id = "tpl-2".into();
+    store.insert_job_template(&t2).await.unwrap();
+    assert_eq!(store.get_job_template("tpl-1").await.unwrap().unwrap(), t);
+    let first = store.list_job_templates(&page(None, 1)).await.unwrap();
+    assert_eq!(first.items, vec![t.clone()]);
+    let second = store
+        .list_job_templates(&page(first.next_after.as_deref(), 1))
+        .await
+        .unwrap();
+    assert_eq!(second.items, vec![t2]);
+    assert!(store.delete_job_template("tpl-1").await.unwrap());
+    assert!(!store.delete_job_template("tpl-1").await.unwrap());
+    assert!(store.delete_job_template("tpl-2").await.unwrap());
 }

@@ -8,6 +8,7 @@
 
 pub mod conformance;
 pub mod devices;
+pub mod jobs;
 pub mod postgres;
 pub mod sessions;
 pub mod sqlite;
@@ -21,6 +22,7 @@ use drover_core::registry::{Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 
 pub use devices::*;
+pub use jobs::{EXECUTION_BATCH, ExecutionFilter, JobFilter, JobStore};
 pub use postgres::PostgresStore;
 pub use sessions::{MqttQueuedMessage, MqttSessionRecord, RetainedMessage, SessionStore};
 pub use sqlite::SqliteStore;
@@ -114,7 +116,7 @@ pub struct MembershipChange {
 
 /// Everything drover persists. Implementations must make each write durable before returning.
 #[async_trait]
-pub trait Store: SessionStore + Send + Sync + 'static {
+pub trait Store: SessionStore + JobStore + Send + Sync + 'static {
     /// A setting that must be identical on every node (e.g. the account id): returns the stored
     /// value, storing `value` first if there is none.
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;

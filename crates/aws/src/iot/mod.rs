@@ -5,6 +5,7 @@ mod certificates;
 mod endpoint;
 mod groups;
 mod index;
+mod jobs;
 mod policies;
 mod principals;
 mod thing_types;
@@ -17,8 +18,8 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use drover_services::{Certificates, FleetIndex, Policies, Registry};
+use axum::routing::{delete, get, post, put};
+use drover_services::{Certificates, FleetIndex, Jobs, Policies, Registry};
 
 use crate::auth::{AuthState, require_sigv4};
 use crate::error::ApiError;
@@ -41,6 +42,7 @@ pub struct ApiState {
     pub index: FleetIndex,
     pub certificates: Certificates,
     pub policies: Policies,
+    pub jobs: Jobs,
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -184,6 +186,43 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             put(policies::attach_principal).delete(policies::detach_principal),
         )
         .route("/policy-principals", get(policies::list_policy_principals))
+        .route("/jobs", get(jobs::list))
+        .route(
+            "/jobs/{job_id}",
+            put(jobs::create)
+                .get(jobs::describe)
+                .patch(jobs::update)
+                .delete(jobs::delete),
+        )
+        .route("/jobs/{job_id}/cancel", put(jobs::cancel))
+        .route("/jobs/{job_id}/job-document", get(jobs::document))
+        .route("/jobs/{job_id}/things", get(jobs::list_executions_for_job))
+        .route("/things/{thing_name}/jobs", get(jobs::thing_jobs))
+        .route(
+            "/things/{thing_name}/jobs/{job_id}",
+            get(jobs::thing_job)
+                .post(jobs::thing_job_update)
+                .put(jobs::thing_job_start_next),
+        )
+        .route(
+            "/things/{thing_name}/jobs/{job_id}/cancel",
+            put(jobs::cancel_execution),
+        )
+        .route(
+            "/things/{thing_name}/jobs/{job_id}/executionNumber/{execution_number}",
+            delete(jobs::delete_execution),
+        )
+        .route("/job-templates", get(jobs::list_templates))
+        .route(
+            "/job-templates/{job_template_id}",
+            put(jobs::create_template)
+                .get(jobs::describe_template)
+                .delete(jobs::delete_template),
+        )
+        .route(
+            "/event-configurations",
+            get(jobs::describe_event_configurations).patch(jobs::update_event_configurations),
+        )
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(method_not_allowed)

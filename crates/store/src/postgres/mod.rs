@@ -12,6 +12,7 @@
 //! search path applies (normally `public`).
 
 mod devices;
+mod jobs;
 mod queries;
 mod schema;
 mod sessions;

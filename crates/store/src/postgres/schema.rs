@@ -165,6 +165,75 @@ const MIGRATIONS: &[&str] = &[
         qos SMALLINT NOT NULL,
         properties TEXT,
         updated_at BIGINT NOT NULL);"#,
+    // 5: jobs, as SQLite's migration 5.
+    r#"CREATE TABLE jobs (
+        job_id TEXT COLLATE "C" PRIMARY KEY,
+        status TEXT NOT NULL,
+        target_selection TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        document TEXT NOT NULL,
+        document_before_substitution TEXT,
+        document_source TEXT,
+        description TEXT,
+        config TEXT NOT NULL,
+        document_parameters TEXT NOT NULL,
+        job_template_arn TEXT,
+        namespace_id TEXT,
+        tags TEXT NOT NULL,
+        force_canceled BOOLEAN NOT NULL,
+        reason_code TEXT,
+        comment TEXT,
+        created_at BIGINT NOT NULL,
+        last_updated_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        version BIGINT NOT NULL,
+        n_queued BIGINT NOT NULL DEFAULT 0,
+        n_in_progress BIGINT NOT NULL DEFAULT 0,
+        n_succeeded BIGINT NOT NULL DEFAULT 0,
+        n_failed BIGINT NOT NULL DEFAULT 0,
+        n_timed_out BIGINT NOT NULL DEFAULT 0,
+        n_rejected BIGINT NOT NULL DEFAULT 0,
+        n_removed BIGINT NOT NULL DEFAULT 0,
+        n_canceled BIGINT NOT NULL DEFAULT 0);
+     CREATE INDEX jobs_by_status ON jobs (status, job_id);
+     CREATE TABLE job_executions (
+        job_id TEXT COLLATE "C" NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+        thing_name TEXT COLLATE "C" NOT NULL,
+        execution_number BIGINT NOT NULL,
+        latest BOOLEAN NOT NULL,
+        status TEXT NOT NULL,
+        status_details TEXT NOT NULL,
+        force_canceled BOOLEAN NOT NULL,
+        queued_at BIGINT NOT NULL,
+        started_at BIGINT,
+        last_updated_at BIGINT NOT NULL,
+        version_number BIGINT NOT NULL,
+        retry_attempt BIGINT NOT NULL,
+        in_progress_timeout_at BIGINT,
+        step_timeout_at BIGINT,
+        timeout_at BIGINT,
+        PRIMARY KEY (job_id, thing_name, execution_number));
+     CREATE INDEX job_executions_latest ON job_executions (job_id, latest, thing_name);
+     CREATE INDEX job_executions_by_thing ON job_executions (thing_name, status);
+     CREATE INDEX job_executions_by_status ON job_executions (job_id, status);
+     CREATE INDEX job_executions_released ON job_executions (job_id, queued_at)
+        WHERE execution_number = 1;
+     CREATE INDEX job_executions_timers ON job_executions (timeout_at)
+        WHERE timeout_at IS NOT NULL;
+     CREATE TABLE job_pending_things (
+        job_id TEXT COLLATE "C" NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+        thing_name TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (job_id, thing_name));
+     CREATE TABLE job_templates (
+        template_id TEXT COLLATE "C" PRIMARY KEY,
+        description TEXT NOT NULL,
+        document TEXT,
+        document_source TEXT,
+        config TEXT NOT NULL,
+        maintenance_windows TEXT NOT NULL,
+        source_job_arn TEXT,
+        tags TEXT NOT NULL,
+        created_at BIGINT NOT NULL);"#,
 ];
 
 /// Brings the schema (the first one on the connection's search path) up to date inside one

@@ -8,6 +8,7 @@
 //! survives `kill -9` and power loss (`journal_mode=WAL`, `synchronous=FULL`).
 
 mod devices;
+mod jobs;
 mod queries;
 mod schema;
 mod sessions;

@@ -160,6 +160,78 @@ const MIGRATIONS: &[&str] = &[
         qos INTEGER NOT NULL,
         properties TEXT,
         updated_at INTEGER NOT NULL);",
+    // 5: jobs: jobs with their jobProcessDetails counters, executions keyed by job, thing and
+    // execution number (`latest` marks each thing's newest, retries keep the older ones),
+    // the things a rollout has not notified yet, and job templates. Executions do not
+    // reference things: a deleted thing's executions stay, as REMOVED.
+    "CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        target_selection TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        document TEXT NOT NULL,
+        document_before_substitution TEXT,
+        document_source TEXT,
+        description TEXT,
+        config TEXT NOT NULL,
+        document_parameters TEXT NOT NULL,
+        job_template_arn TEXT,
+        namespace_id TEXT,
+        tags TEXT NOT NULL,
+        force_canceled INTEGER NOT NULL,
+        reason_code TEXT,
+        comment TEXT,
+        created_at INTEGER NOT NULL,
+        last_updated_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        version INTEGER NOT NULL,
+        n_queued INTEGER NOT NULL DEFAULT 0,
+        n_in_progress INTEGER NOT NULL DEFAULT 0,
+        n_succeeded INTEGER NOT NULL DEFAULT 0,
+        n_failed INTEGER NOT NULL DEFAULT 0,
+        n_timed_out INTEGER NOT NULL DEFAULT 0,
+        n_rejected INTEGER NOT NULL DEFAULT 0,
+        n_removed INTEGER NOT NULL DEFAULT 0,
+        n_canceled INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX jobs_by_status ON jobs (status, job_id);
+     CREATE TABLE job_executions (
+        job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+        thing_name TEXT NOT NULL,
+        execution_number INTEGER NOT NULL,
+        latest INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        status_details TEXT NOT NULL,
+        force_canceled INTEGER NOT NULL,
+        queued_at INTEGER NOT NULL,
+        started_at INTEGER,
+        last_updated_at INTEGER NOT NULL,
+        version_number INTEGER NOT NULL,
+        retry_attempt INTEGER NOT NULL,
+        in_progress_timeout_at INTEGER,
+        step_timeout_at INTEGER,
+        timeout_at INTEGER,
+        PRIMARY KEY (job_id, thing_name, execution_number));
+     CREATE INDEX job_executions_latest ON job_executions (job_id, latest, thing_name);
+     CREATE INDEX job_executions_by_thing ON job_executions (thing_name, status);
+     CREATE INDEX job_executions_by_status ON job_executions (job_id, status);
+     CREATE INDEX job_executions_released ON job_executions (job_id, queued_at)
+        WHERE execution_number = 1;
+     CREATE INDEX job_executions_timers ON job_executions (timeout_at)
+        WHERE timeout_at IS NOT NULL;
+     CREATE TABLE job_pending_things (
+        job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+        thing_name TEXT NOT NULL,
+        PRIMARY KEY (job_id, thing_name));
+     CREATE TABLE job_templates (
+        template_id TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        document TEXT,
+        document_source TEXT,
+        config TEXT NOT NULL,
+        maintenance_windows TEXT NOT NULL,
+        source_job_arn TEXT,
+        tags TEXT NOT NULL,
+        created_at INTEGER NOT NULL);",
 ];
 
 /// Brings the schema up to date inside one transaction.

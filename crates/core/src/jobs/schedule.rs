@@ -1,0 +1,208 @@
+//! `schedulingConfig` times: AWS writes them `YYYY-MM-DDTHH:MM` (UTC, minute precision). A
+//! job's start must lie at least 30 minutes and at most one year ahead; its end at least 30
+//! minutes after the start and at most two years after it.
+
+use crate::ValidationError;
+use crate::jobs::config::SchedulingConfig;
+use crate::time::Timestamp;
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+pub const MIN_LEAD_MINUTES: i64 = 30;
+
+/// Parses `YYYY-MM-DDTHH:MM` as UTC.
+pub fn parse_time(member: &str, value: &str) -> Result<Timestamp, ValidationError> {
+    let bad = || {
+        ValidationError::new(format!(
+            "schedulingConfig.{member} '{value}' must be a UTC time written YYYY-MM-DDTHH:MM"
+        ))
+    };
+    let b = value.as_bytes();
+    if b.len() != 16 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return Err(bad());
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<i64, ValidationError> {
+        let s = &value[range];
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    let (y, m, d, h, min) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+    );
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || h > 23 || min > 59 {
+        return Err(bad());
+    }
+    Ok(Timestamp(
+        days_from_civil(y, m, d) * DAY_MS + (h * 60 + min) * MINUTE_MS,
+    ))
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A job's start and end instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Schedule {
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+/// Parses and checks a scheduling configuration at creation time `now`.
+pub fn check(config: &SchedulingConfig, now: Timestamp) -> Result<Schedule, ValidationError> {
+    let start = config
+        .start_time
+        .as_deref()
+        .map(|s| parse_time("startTime", s))
+        .transpose()?;
+    let end = config
+        .end_time
+        .as_deref()
+        .map(|s| parse_time("endTime", s))
+        .transpose()?;
+    if let Some(start) = start {
+        if start.millis() < now.millis() + MIN_LEAD_MINUTES * MINUTE_MS {
+            return Err(ValidationError::new(
+                "schedulingConfig.startTime must be at least 30 minutes in the future",
+            ));
+        }
+        if start.millis() > now.millis() + 366 * DAY_MS {
+            return Err(ValidationError::new(
+                "schedulingConfig.startTime must be at most one year in the future",
+            ));
+        }
+    }
+    if let Some(end) = end {
+        let Some(start) = start else {
+            return Err(ValidationError::new(
+                "schedulingConfig.endTime needs a startTime",
+            ));
+        };
+        if end.millis() < start.millis() + MIN_LEAD_MINUTES * MINUTE_MS {
+            return Err(ValidationError::new(
+                "schedulingConfig.endTime must be at least 30 minutes after startTime",
+            ));
+        }
+        if end.millis() > start.millis() + 2 * 366 * DAY_MS {
+            return Err(ValidationError::new(
+                "schedulingConfig.endTime must be at most two years after startTime",
+            ));
+        }
+    }
+    if config.end_behavior.is_some() && end.is_none() {
+        return Err(ValidationError::new(
+            "schedulingConfig.endBehavior needs an endTime",
+        ));
+    }
+    Ok(Schedule { start, end })
+}
+
+/// The schedule of an already accepted configuration (times are not re-checked against now).
+pub fn stored(config: Option<&SchedulingConfig>) -> Schedule {
+    let Some(c) = config else {
+        return Schedule::default();
+    };
+    Schedule {
+        start: c
+            .start_time
+            .as_deref()
+            .and_then(|s| parse_time("startTime", s).ok()),
+        end: c
+            .end_time
+            .as_deref()
+            .and_then(|s| parse_time("endTime", s).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::config::EndBehavior;
+
+    #[test]
+    fn parses_utc_minutes() {
+        assert_eq!(
+            parse_time("startTime", "1970-01-01T00:01").unwrap(),
+            Timestamp(60_000)
+        );
+        assert_eq!(
+            parse_time("startTime", "2024-02-29T12:30").unwrap(),
+            Timestamp(1_709_209_800_000)
+        );
+        for bad in [
+            "2023-02-29T00:00",
+            "2024-13-01T00:00",
+            "2024-01-01 00:00",
+            "2024-01-01T24:00",
+            "2024-01-01T00:00Z",
+            "+024-01-01T00:00",
+            "",
+        ] {
+            assert!(parse_time("startTime", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lead_times_and_order() {
+        let now = parse_time("x", "2030-06-01T12:00").unwrap();
+        let cfg = |start: Option<&str>, end: Option<&str>| SchedulingConfig {
+            start_time: start.map(str::to_string),
+            end_time: end.map(str::to_string),
+            end_behavior: end.map(|_| EndBehavior::Cancel),
+            maintenance_windows: Vec::new(),
+        };
+        let ok = check(
+            &cfg(Some("2030-06-01T12:30"), Some("2030-06-01T13:00")),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.end.unwrap().millis() - ok.start.unwrap().millis(),
+            30 * MINUTE_MS
+        );
+        assert!(check(&cfg(Some("2030-06-01T12:29"), None), now).is_err());
+        assert!(check(&cfg(Some("2031-06-03T12:00"), None), now).is_err());
+        assert!(
+            check(
+                &cfg(Some("2030-06-01T13:00"), Some("2030-06-01T13:29")),
+                now
+            )
+            .is_err()
+        );
+        assert!(check(&cfg(None, Some("2030-06-01T13:29")), now).is_err());
+        let mut behaviour_only = cfg(None, None);
+        behaviour_only.end_behavior = Some(EndBehavior::StopRollout);
+        assert!(check(&behaviour_only, now).is_err());
+        assert_eq!(
+            stored(Some(&cfg(Some("2030-06-01T12:30"), None))).start,
+            ok.start
+        );
+    }
+}
