@@ -90,10 +90,16 @@ def test_aws_iot_python_sdk_v1_jobs_sample_processes_a_job(fresh_drover, tmp_pat
     # AWS creates executions asynchronously; the sample's first start-next must find it.
     eventually(lambda: d.aws("list-job-executions-for-job", "--job-id", "app-2-0").json["executionSummaries"])
 
-    proc = subprocess.run(
-        [sys.executable, str(jobs_sample), "-e", "localhost", "-p", str(d.server.mqtt_port),
-         "-r", d.ca, "-c", str(cert), "-k", str(key), "-n", thing],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(jobs_sample), "-e", "localhost", "-p", str(d.server.mqtt_port),
+             "-r", d.ca, "-c", str(cert), "-k", str(key), "-n", thing],
+            cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(f"the sample did not exit:\nstdout:\n{out}\nstderr:\n{err[-6000:]}"
+                             f"\nexecution: {describe_execution(d.iot, thing, 'app-2-0')}") from None
     transcript = f"rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-6000:]}"
     assert proc.returncode == 0, transcript
     assert "Done processing jobs" in proc.stdout, transcript
