@@ -282,7 +282,7 @@ async fn device_updates_follow_the_rules_and_stay_on_their_own_thing() {
         f.jobs
             .update_job_execution("a", "j1", &request(ExecutionStatus::InProgress))
             .await,
-        Err(DeviceError::TerminalState { .. })
+        Err(DeviceError::InvalidStateTransition { state: Some(_), .. })
     ));
     let described = f
         .jobs

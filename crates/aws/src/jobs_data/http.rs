@@ -24,8 +24,7 @@ impl From<DeviceError> for ApiError {
             // The model gives UpdateJobExecution no version-conflict error: a stale
             // expectedVersion and a refused transition both answer as a refused transition.
             DeviceError::InvalidStateTransition { message, .. }
-            | DeviceError::VersionMismatch { message, .. }
-            | DeviceError::TerminalState { message, .. } => ApiError::new(
+            | DeviceError::VersionMismatch { message, .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "InvalidStateTransitionException",
                 message,

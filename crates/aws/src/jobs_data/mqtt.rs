@@ -62,7 +62,6 @@ impl From<DeviceError> for Rejection {
             DeviceError::NotFound(_) => "ResourceNotFound",
             DeviceError::InvalidStateTransition { .. } => "InvalidStateTransition",
             DeviceError::VersionMismatch { .. } => "VersionMismatch",
-            DeviceError::TerminalState { .. } => "TerminalStateReached",
             DeviceError::Internal(_) => "InternalError",
         };
         Rejection {

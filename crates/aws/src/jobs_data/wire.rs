@@ -87,9 +87,7 @@ pub fn update_document(document: &str, form: DocumentForm) -> Value {
 /// The execution state a refusal carries (VersionMismatch, InvalidStateTransition).
 pub fn refusal_state(e: &DeviceError) -> Option<Value> {
     match e {
-        DeviceError::VersionMismatch { state, .. } | DeviceError::TerminalState { state, .. } => {
-            Some(execution_state(state))
-        }
+        DeviceError::VersionMismatch { state, .. } => Some(execution_state(state)),
         DeviceError::InvalidStateTransition {
             state: Some(state), ..
         } => Some(execution_state(state)),

@@ -37,11 +37,6 @@ pub enum DeviceError {
         message: String,
         state: Box<JobExecution>,
     },
-    #[error("{message}")]
-    TerminalState {
-        message: String,
-        state: Box<JobExecution>,
-    },
     #[error("{0}")]
     Internal(String),
 }
@@ -69,14 +64,14 @@ fn refused(e: TransitionError, current: &JobExecution) -> DeviceError {
             message: e.to_string(),
             state,
         },
-        TransitionError::TerminalState(_) => DeviceError::TerminalState {
-            message: e.to_string(),
-            state,
-        },
-        TransitionError::InvalidTransition { .. } => DeviceError::InvalidStateTransition {
-            message: e.to_string(),
-            state: Some(state),
-        },
+        // AWS's jobs MQTT API answers an update of a finished execution (SUCCEEDED back to
+        // IN_PROGRESS, say) with InvalidStateTransition; TerminalStateReached is for describes.
+        TransitionError::TerminalState(_) | TransitionError::InvalidTransition { .. } => {
+            DeviceError::InvalidStateTransition {
+                message: e.to_string(),
+                state: Some(state),
+            }
+        }
         TransitionError::InvalidRequest(m) => DeviceError::InvalidRequest(m),
     }
 }
