@@ -113,7 +113,10 @@ async fn a_device_program_works_its_queue_over_https() -> Result<()> {
         &iot,
         "dev1",
         &[
-            ("install-2", json!({"operation": "install", "version": "2.0"})),
+            (
+                "install-2",
+                json!({"operation": "install", "version": "2.0"}),
+            ),
             ("upload-config", json!({"operation": "config-upload"})),
         ],
     )
@@ -155,10 +158,7 @@ async fn a_device_program_works_its_queue_over_https() -> Result<()> {
         .job_id("$next")
         .send()
         .await?;
-    assert_eq!(
-        next.execution().and_then(|e| e.job_id()),
-        Some("install-2")
-    );
+    assert_eq!(next.execution().and_then(|e| e.job_id()), Some("install-2"));
     assert_eq!(control_status(&iot, "dev1", "install-2").await?.0, "QUEUED");
 
     let started = data
@@ -202,7 +202,10 @@ async fn a_device_program_works_its_queue_over_https() -> Result<()> {
         control_status(&iot, "dev1", "install-2").await?;
     assert_eq!(status, "SUCCEEDED");
     assert_eq!(control_version, version + 1);
-    assert_eq!(control_details.get("result").map(String::as_str), Some("ok"));
+    assert_eq!(
+        control_details.get("result").map(String::as_str),
+        Some("ok")
+    );
 
     // The next job, reported FAILED straight from QUEUED.
     let started = data
