@@ -1,7 +1,8 @@
 //! The shared harness for driving drover with the official AWS SDK for Rust: it starts a real
 //! `drover serve` on free loopback ports in a temporary data directory, waits for `/healthz`,
 //! reads the admin credentials and region the server wrote, and builds `aws_sdk_iot::Client`s
-//! whose HTTPS client trusts the data directory's `root-ca.pem` and nothing else.
+//! (and `aws_sdk_iotjobsdataplane::Client`s for the jobs data plane) whose HTTPS client trusts
+//! the data directory's `root-ca.pem` and nothing else.
 //!
 //! Used by the integration tests in `tests/` and by the `api-bench` binary. It does not talk to
 //! the server itself beyond the health probe: everything else goes through the SDK.
@@ -118,6 +119,41 @@ pub fn iot_client(endpoint: &Endpoint, options: ClientOptions) -> Result<aws_sdk
         )
         .build();
     Ok(aws_sdk_iot::Client::from_conf(config))
+}
+
+/// An `aws_sdk_iotjobsdataplane::Client` (the `iot-jobs-data` HTTPS device API) for `url`, the
+/// `https://` form of what DescribeEndpoint(iot:Jobs) names, signed with `endpoint`'s key pair
+/// and trusting `endpoint`'s CA, built from the service config alone like [`iot_client`].
+pub fn jobs_data_client(
+    endpoint: &Endpoint,
+    url: &str,
+    options: ClientOptions,
+) -> Result<aws_sdk_iotjobsdataplane::Client> {
+    use aws_sdk_iotjobsdataplane::config as jobs_config;
+    let http_client = https_client(endpoint.ca_pem.as_deref())?;
+    let credentials = Credentials::new(
+        &endpoint.access_key_id,
+        &endpoint.secret_access_key,
+        None,
+        None,
+        "drover-compat-sdk",
+    );
+    let config = aws_sdk_iotjobsdataplane::Config::builder()
+        .behavior_version(jobs_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(jobs_config::Region::new(endpoint.region.clone()))
+        .credentials_provider(credentials)
+        .http_client(http_client)
+        .retry_config(
+            jobs_config::retry::RetryConfig::standard().with_max_attempts(options.max_attempts),
+        )
+        .timeout_config(
+            jobs_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        )
+        .build();
+    Ok(aws_sdk_iotjobsdataplane::Client::from_conf(config))
 }
 
 /// A running `drover serve` in its own temporary data directory; stopped (SIGTERM, then
@@ -265,6 +301,21 @@ impl Server {
     /// An SDK client signed with the admin key.
     pub fn client(&self) -> Result<aws_sdk_iot::Client> {
         iot_client(&self.endpoint, ClientOptions::default())
+    }
+
+    /// A jobs data plane client for this server's `iot:Jobs` endpoint (`https://host:port`),
+    /// signed with the admin key, or with `keys` when given.
+    pub fn jobs_data_client(
+        &self,
+        url: &str,
+        keys: Option<(&str, &str)>,
+    ) -> Result<aws_sdk_iotjobsdataplane::Client> {
+        let mut endpoint = self.endpoint.clone();
+        if let Some((access_key_id, secret_access_key)) = keys {
+            endpoint.access_key_id = access_key_id.to_string();
+            endpoint.secret_access_key = secret_access_key.to_string();
+        }
+        jobs_data_client(&endpoint, url, ClientOptions::default())
     }
 
     /// An SDK client for this server signed with another key pair.
