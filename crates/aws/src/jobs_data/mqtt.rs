@@ -3,8 +3,8 @@
 //! and rejection codes, and the jobs service's announcements rendered onto `notify`,
 //! `notify-next` and `$aws/events/...`.
 //!
-//! A device may only use the topics of its own thing: the one its client id names or the
-//! thing its certificate is attached to. Replies go out through the broker like any message
+//! A device may only use the topics of its own thing: the one its client id names or a
+//! thing its certificate is attached to (AWS's samples use a fixed client id). Replies go out through the broker like any message
 //! (so `iot:Receive` applies), in the order the requests arrived.
 
 use std::sync::Arc;
@@ -95,13 +95,17 @@ impl ReservedTopicHandler for JobsTopicHandler {
             return;
         };
         let thing = thing.to_string();
-        let own = thing == *request.client_id
-            || request
-                .grant
-                .context
-                .thing
-                .as_ref()
-                .is_some_and(|t| t.name == thing && t.is_attached);
+        let own = request
+            .grant
+            .context
+            .thing
+            .as_ref()
+            .is_some_and(|t| t.name == thing && t.is_attached)
+            || self
+                .jobs
+                .device_may_use(&thing, &request.client_id, &request.grant.certificate_id)
+                .await
+                .unwrap_or(false);
         let payload = parse_payload(&request.payload);
         let client_token = payload
             .as_ref()
@@ -113,7 +117,8 @@ impl ReservedTopicHandler for JobsTopicHandler {
             Err(Rejection::new(
                 "InvalidRequest",
                 format!(
-                    "client {} may only use the jobs topics of its own thing",
+                    "client {} may only use the jobs topics of its own thing (named by its \
+                     client id, or with its certificate attached)",
                     request.client_id
                 ),
             ))

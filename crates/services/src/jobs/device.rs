@@ -107,6 +107,27 @@ fn check_thing(thing: &str) -> Result<(), DeviceError> {
 }
 
 impl Jobs {
+    /// Whether a device may use `thing`'s jobs: its client id names the thing, or its
+    /// certificate is attached to the thing (AWS's samples connect with a fixed client id
+    /// such as `basicJobsSampleClient` and name the thing only in the topic). The broker has
+    /// already applied the device's policies to the topic.
+    pub async fn device_may_use(
+        &self,
+        thing: &str,
+        client_id: &str,
+        certificate_id: &str,
+    ) -> Result<bool, DeviceError> {
+        if thing == client_id {
+            return Ok(true);
+        }
+        Ok(self
+            .inner
+            .store
+            .get_thing_principal(thing, certificate_id)
+            .await?
+            .is_some())
+    }
+
     /// The thing's QUEUED and IN_PROGRESS executions, each in AWS's order.
     pub async fn get_pending_job_executions(
         &self,
