@@ -113,14 +113,17 @@ pub fn status_details(
     }
 }
 
-/// Reads an optional integer member.
+/// Reads an optional integer member. A string of decimal digits is accepted too: the AWS IoT
+/// Device SDK for Python (v1) sends `expectedVersion` and `executionNumber` as strings, and
+/// AWS IoT takes them.
 pub fn int(map: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    let invalid = || format!("{name} must be an integer");
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| format!("{name} must be an integer")),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map(Some).map_err(|_| invalid())
+        }
+        Some(v) => v.as_i64().map(Some).ok_or_else(invalid),
     }
 }
 
@@ -139,5 +142,33 @@ pub fn status(map: &Map<String, Value>) -> Result<Option<ExecutionStatus>, Strin
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => ExecutionStatus::parse(s).map(Some).map_err(|e| e.0),
         Some(_) => Err("status must be a string".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_may_arrive_as_digit_strings() {
+        let map = |v: Value| serde_json::json!({ "n": v }).as_object().unwrap().clone();
+        assert_eq!(int(&map(Value::from(7)), "n"), Ok(Some(7)));
+        assert_eq!(int(&map(Value::from("12")), "n"), Ok(Some(12)));
+        assert_eq!(int(&map(Value::Null), "n"), Ok(None));
+        for bad in [
+            Value::from("1.5"),
+            Value::from("-1"),
+            Value::from(""),
+            Value::from("x"),
+            Value::from(2.5),
+            Value::from(true),
+        ] {
+            assert_eq!(
+                int(&map(bad.clone()), "n"),
+                Err("n must be an integer".into()),
+                "{bad}"
+            );
+        }
+        assert!(int(&map(Value::from("99999999999999999999")), "n").is_err());
     }
 }
