@@ -95,12 +95,18 @@ pub async fn create(
     })))
 }
 
+/// Adds `more`'s members to the object `v` (the configuration blocks jobs and templates share).
+fn extend(v: &mut Value, more: Value) {
+    if let (Value::Object(v), Value::Object(more)) = (v, more) {
+        v.extend(more);
+    }
+}
+
 fn config_json(config: &JobConfig) -> Value {
     serde_json::to_value(config).expect("job configurations serialize")
 }
 
 fn job_json(state: &ApiState, job: &Job) -> Value {
-    let p = &job.process;
     let mut v = json!({
         "jobArn": state.jobs.job_arn(&job.job_id),
         "jobId": job.job_id,
@@ -114,25 +120,12 @@ fn job_json(state: &ApiState, job: &Job) -> Value {
         "createdAt": timestamp(job.created_at),
         "lastUpdatedAt": timestamp(job.last_updated_at),
         "completedAt": job.completed_at.map(timestamp),
-        "jobProcessDetails": {
-            "numberOfCanceledThings": p.canceled,
-            "numberOfSucceededThings": p.succeeded,
-            "numberOfFailedThings": p.failed,
-            "numberOfRejectedThings": p.rejected,
-            "numberOfQueuedThings": p.queued,
-            "numberOfInProgressThings": p.in_progress,
-            "numberOfRemovedThings": p.removed,
-            "numberOfTimedOutThings": p.timed_out,
-        },
+        "jobProcessDetails": jobs_data::wire::process_details(&job.process),
         "namespaceId": job.namespace_id,
         "jobTemplateArn": job.job_template_arn,
         "isConcurrent": false,
     });
-    if let Value::Object(config) = config_json(&job.config) {
-        for (k, val) in config {
-            v[k] = val;
-        }
-    }
+    extend(&mut v, config_json(&job.config));
     if !job.document_parameters.is_empty() {
         v["documentParameters"] = json!(job.document_parameters);
     }
@@ -536,11 +529,7 @@ fn template_json(state: &ApiState, t: &JobTemplate) -> Value {
         "document": t.document,
         "createdAt": timestamp(t.created_at),
     });
-    if let Value::Object(config) = config_json(&t.config) {
-        for (k, val) in config {
-            v[k] = val;
-        }
-    }
+    extend(&mut v, config_json(&t.config));
     if !t.maintenance_windows.is_empty() {
         v["maintenanceWindows"] = json!(t.maintenance_windows);
     }

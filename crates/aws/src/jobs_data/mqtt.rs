@@ -333,7 +333,6 @@ pub fn render(notification: &JobNotification) -> (String, Value) {
             job_arn,
             at,
         } => {
-            let p = &job.process;
             let mut body = json!({
                 "eventType": "JOB",
                 "eventId": uuid::Uuid::new_v4().to_string(),
@@ -347,16 +346,7 @@ pub fn render(notification: &JobNotification) -> (String, Value) {
                 "description": job.description,
                 "createdAt": stamp(job.created_at),
                 "lastUpdatedAt": stamp(job.last_updated_at),
-                "jobProcessDetails": {
-                    "numberOfCanceledThings": p.canceled,
-                    "numberOfSucceededThings": p.succeeded,
-                    "numberOfFailedThings": p.failed,
-                    "numberOfRejectedThings": p.rejected,
-                    "numberOfQueuedThings": p.queued,
-                    "numberOfInProgressThings": p.in_progress,
-                    "numberOfRemovedThings": p.removed,
-                    "numberOfTimedOutThings": p.timed_out,
-                },
+                "jobProcessDetails": wire::process_details(&job.process),
             });
             if let Some(done) = job.completed_at {
                 body["completedAt"] = stamp(done);

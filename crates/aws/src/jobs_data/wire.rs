@@ -2,7 +2,7 @@
 //! in one member: over MQTT `jobDocument` is a JSON object, over HTTPS a string. All times
 //! are integer epoch seconds (the models' `long`; the device SDKs parse them as seconds).
 
-use drover_core::jobs::{ExecutionStatus, JobExecution};
+use drover_core::jobs::{ExecutionStatus, JobExecution, ProcessCounts};
 use drover_core::time::Timestamp;
 use drover_services::jobs::{Delivery, DeviceError};
 use serde_json::{Map, Value, json};
@@ -111,6 +111,20 @@ pub fn status_details(
             .map(Some),
         Some(_) => Err("statusDetails must be an object of strings".into()),
     }
+}
+
+/// A job's `jobProcessDetails`: DescribeJob and the `$aws/events/job/...` events both carry it.
+pub fn process_details(p: &ProcessCounts) -> Value {
+    json!({
+        "numberOfCanceledThings": p.canceled,
+        "numberOfSucceededThings": p.succeeded,
+        "numberOfFailedThings": p.failed,
+        "numberOfRejectedThings": p.rejected,
+        "numberOfQueuedThings": p.queued,
+        "numberOfInProgressThings": p.in_progress,
+        "numberOfRemovedThings": p.removed,
+        "numberOfTimedOutThings": p.timed_out,
+    })
 }
 
 /// Reads an optional integer member. A string of decimal digits is accepted too: the AWS IoT
