@@ -414,6 +414,50 @@ def test_document_source_from_drovers_s3(drover, tmp_path):
         assert_no_job(drover, job_id)
 
 
+def test_document_source_from_any_http_url(drover, tmp_path):
+    """A documentSource outside drover's artifact store is fetched with a GET at CreateJob."""
+    import http.server
+    import threading
+
+    big = json.dumps({"pad": "x" * (32 * 1024)})
+    pages = {"/install.json": json.dumps(DOC), "/bad.json": "{not json", "/big.json": big}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = pages.get(self.path)
+            if body is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()  # no Content-Length: the size limit must hold while reading
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        [thing] = things(drover, 1)
+        job_id = f"web-{uuid.uuid4().hex[:8]}"
+        drover.iot.create_job(jobId=job_id, targets=[drover.arn("thing", thing)],
+                              documentSource=f"{base}/install.json")
+        assert json.loads(drover.iot.get_job_document(jobId=job_id)["document"]) == DOC
+        for path, what in (("/missing.json", "404"), ("/bad.json", "not JSON"), ("/big.json", "over 32 KB"),
+                           (":1/x.json", "nothing listening")):
+            job_id = f"web-{uuid.uuid4().hex[:8]}"
+            source = f"{base}{path}" if path.startswith("/") else f"http://127.0.0.1{path}"
+            with pytest.raises(ClientError) as e:
+                drover.iot.create_job(jobId=job_id, targets=[drover.arn("thing", thing)], documentSource=source)
+            assert error_code(e)[:2] == (400, "InvalidRequestException"), (what, e.value)
+            assert_no_job(drover, job_id)
+    finally:
+        server.shutdown()
+
+
 # -- targeting ------------------------------------------------------------------------------------------
 
 def test_continuous_job_reaches_a_thing_added_to_a_static_group_later(drover):

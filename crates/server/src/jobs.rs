@@ -1,6 +1,6 @@
 //! Wiring between the jobs service and the rest of the server: presigning job documents with
-//! the artifact store's key, and reading a CreateJob `documentSource` from the artifact store.
-//! No job rules live here.
+//! the artifact store's key, and reading a CreateJob `documentSource` from the artifact store
+//! or, for any other http(s) URL, with a GET. No job rules live here.
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
@@ -37,14 +37,65 @@ impl DocumentPresigner for JobDocumentPresigner {
 /// one of the forms job documents use (`s3://bucket/key`, `https://s3.<region>.amazonaws.com/
 /// bucket/key`, `https://bucket.s3.<region>.amazonaws.com/key`; the host only selects the
 /// bucket, as for presigned URLs) or is a path-style URL of drover's own S3 endpoint
-/// (`https://<one of s3_hosts>/bucket/key`), the URL a user has for an uploaded object.
+/// (`https://<one of s3_hosts>/bucket/key`), the URL a user has for an uploaded object. Any
+/// other `http://` or `https://` URL is fetched with a GET, as AWS fetches documents from
+/// wherever the URL points.
 pub struct ArtifactDocumentFetcher {
     pub storage: Backend,
     /// `host:port` forms under which this server's S3 API is reached.
     pub s3_hosts: Vec<String>,
+    pub http: reqwest::Client,
 }
 
+/// How long fetching a documentSource over http(s) may take, connection included.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ArtifactDocumentFetcher {
+    pub fn new(storage: Backend, s3_hosts: Vec<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(FETCH_TIMEOUT)
+            .build()?;
+        Ok(Self {
+            storage,
+            s3_hosts,
+            http,
+        })
+    }
+
+    /// GETs a document from a URL outside the artifact store, reading at most one byte more
+    /// than a document may have, so a huge or endless body costs nothing.
+    async fn fetch_url(&self, url: &str) -> Result<String, String> {
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("the GET failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("the GET answered {}", response.status()));
+        }
+        let too_big = || format!("a job document may have at most {MAX_DOCUMENT_BYTES} bytes");
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the response failed: {e}"))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(too_big());
+            }
+        }
+        String::from_utf8(body).map_err(|_| "the document is not UTF-8 text".to_string())
+    }
+
     fn location(&self, url: &str) -> Result<drover_core::placeholder::S3Location, String> {
         if let Some(rest) = url.strip_prefix("https://")
             && let Some((host, path)) = rest.split_once('/')
@@ -65,7 +116,13 @@ impl DocumentFetcher for ArtifactDocumentFetcher {
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         let url = url.to_string();
         Box::pin(async move {
-            let location = self.location(&url)?;
+            let location = match self.location(&url) {
+                Ok(location) => location,
+                Err(_) if url.starts_with("http://") || url.starts_with("https://") => {
+                    return self.fetch_url(&url).await;
+                }
+                Err(e) => return Err(e),
+            };
             let opened = self
                 .storage
                 .open(&location.bucket, &location.key)

@@ -110,10 +110,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .iter()
             .map(|h| format!("{h}:{}", s3_addr.port())),
     );
-    jobs.set_fetcher(Arc::new(crate::jobs::ArtifactDocumentFetcher {
-        storage: storage.clone(),
+    jobs.set_fetcher(Arc::new(crate::jobs::ArtifactDocumentFetcher::new(
+        storage.clone(),
         s3_hosts,
-    }));
+    )?));
     broker.add_reserved_handler(Arc::new(drover_aws::jobs_data::JobsTopicHandler::new(
         jobs.clone(),
         broker.clone(),
