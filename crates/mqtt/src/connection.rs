@@ -15,7 +15,6 @@ use bytes::BytesMut;
 use drover_core::mqtt_topic::{check_topic_filter, check_topic_name};
 use drover_core::policy::AuthzRequest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::authority::{DeviceGrant, PresenceRecord};
@@ -24,6 +23,7 @@ use crate::config::{
     DEFAULT_SESSION_EXPIRY_SECS, MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE, MAX_INFLIGHT,
     MAX_PAYLOAD_BYTES, MAX_SESSION_EXPIRY_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION, OUTBOX_CAPACITY,
 };
+use crate::mailbox::{Mailbox, mailbox};
 use crate::message::{Message, Origin};
 use crate::presence::{self, PresenceEvent, reason};
 use crate::protocol::{
@@ -215,14 +215,12 @@ async fn accept<S: DeviceStream>(
     let keep_alive = broker.inner.config.effective_keep_alive(connect.keep_alive);
 
     let connection_id = broker.next_connection_id();
-    let (outbox_tx, outbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let (control_tx, control) = mpsc::unbounded_channel();
+    let (mailbox_sender, mailbox) = mailbox();
     let client_id: Arc<str> = client_id.as_str().into();
     let handle = ConnectionHandle {
         id: connection_id,
         certificate_id: grant.certificate_id.as_str().into(),
-        outbox: outbox_tx,
-        control: control_tx,
+        mailbox: mailbox_sender,
     };
     let (opened, previous) = match broker
         .open_session(&client_id, connect.clean_start, expiry_secs, handle)
@@ -237,7 +235,7 @@ async fn accept<S: DeviceStream>(
     };
     if let Some(previous) = previous {
         tracing::info!(client_id = %client_id, "a new connection takes the session over");
-        let _ = previous.control.send(Control::Close {
+        previous.mailbox.send_control(Control::Close {
             reason: ReasonCode::SessionTakenOver,
             why: reason::DUPLICATE_CLIENTID,
         });
@@ -283,8 +281,7 @@ async fn accept<S: DeviceStream>(
         replayed_up_to: 0,
         will: connect.will,
         session_identifier,
-        outbox,
-        control,
+        mailbox,
     };
     connection.tokens = f64::from(connection.broker.inner.config.publish_rate_per_connection);
     if connection.flush().await.is_err() {
@@ -350,8 +347,7 @@ struct Connection<S> {
     replayed_up_to: i64,
     will: Option<Will>,
     session_identifier: String,
-    outbox: mpsc::Receiver<Delivery>,
-    control: mpsc::UnboundedReceiver<Control>,
+    mailbox: Mailbox,
 }
 
 impl<S: DeviceStream> Connection<S> {
@@ -371,19 +367,18 @@ impl<S: DeviceStream> Connection<S> {
                 self.buf.reserve(READ_CHUNK);
             }
             tokio::select! {
-                // Instructions first: a takeover's Close must win over the outbox closing.
+                // Instructions first: a takeover's Close must win over the deliveries ending.
                 biased;
-                control = self.control.recv() => {
+                control = self.mailbox.control() => {
                     match control {
-                        Some(Control::Close { reason, why }) => {
+                        Control::Close { reason, why } => {
                             return Ending { reason: Some(reason), why, publish_will: true };
                         }
-                        Some(Control::Reauthorize) => {
+                        Control::Reauthorize => {
                             if let Some(ending) = Box::pin(self.reauthorize()).await {
                                 return ending;
                             }
                         }
-                        None => {}
                     }
                 }
                 read = self.stream.read_buf(&mut self.buf) => {
@@ -401,7 +396,7 @@ impl<S: DeviceStream> Connection<S> {
                 }
                 // A client that does not acknowledge stops being fed: its outbox fills and
                 // the broker drops (QoS 0) or keeps in the store (persistent QoS 1) the rest.
-                delivery = self.outbox.recv(), if self.pending.len() < OUTBOX_CAPACITY => {
+                delivery = self.mailbox.recv(), if self.pending.len() < OUTBOX_CAPACITY => {
                     let Some(delivery) = delivery else {
                         // The session dropped this connection's handle: another connection
                         // took the client id over.
@@ -409,9 +404,9 @@ impl<S: DeviceStream> Connection<S> {
                     };
                     self.enqueue(delivery);
                     while self.pending.len() < OUTBOX_CAPACITY {
-                        match self.outbox.try_recv() {
-                            Ok(d) => self.enqueue(d),
-                            Err(_) => break,
+                        match self.mailbox.try_recv() {
+                            Some(d) => self.enqueue(d),
+                            None => break,
                         }
                     }
                 }
