@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use drover_core::mqtt_topic::{check_topic_filter, check_topic_name};
 use drover_core::policy::AuthzRequest;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::authority::{DeviceGrant, PresenceRecord};
@@ -52,8 +52,8 @@ impl DeviceStream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 
 /// Bytes read from the socket at a time; a larger packet grows the buffer while it arrives.
 const READ_CHUNK: usize = 2048;
-/// A buffer grown past this by a large packet is released once empty, so idle connections
-/// stay small.
+/// An output buffer grown past this by a large packet is released once empty, so idle
+/// connections stay small.
 const KEEP_BUFFER: usize = 16 * 1024;
 
 /// Why the packet loop ended: the DISCONNECT reason for MQTT 5 clients (if the server ends
@@ -131,6 +131,21 @@ async fn read_connect<S: DeviceStream>(
             return Err("connection closed".into());
         }
     }
+}
+
+/// Reads what `stream` has ready and appends it to `buf`, through a buffer on the stack: the
+/// packet loop waits for input with `buf` released (it holds only a partial packet, if any),
+/// so an idle connection keeps no read buffer (READ_CHUNK bytes each before, issue 4's
+/// memory-per-connection goal). Costs one copy of the bytes read; 0 means end of stream.
+async fn read_some<S: DeviceStream>(stream: &mut S, buf: &mut BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut read = ReadBuf::new(&mut chunk);
+        std::task::ready!(std::pin::Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        std::task::Poll::Ready(Ok(read.filled().len()))
+    })
+    .await
 }
 
 /// Refuses a CONNECT with `code`, flushing the CONNACK before closing.
@@ -358,13 +373,14 @@ impl<S: DeviceStream> Connection<S> {
         let grace = self.keep_alive + self.keep_alive / 2;
         let keep_alive = tokio::time::sleep(grace);
         tokio::pin!(keep_alive);
+        if self.buf.is_empty() {
+            // The CONNECT's read buffer; `read_some` needs none while waiting.
+            self.buf = BytesMut::new();
+        }
         loop {
             self.send_pending();
             if self.flush().await.is_err() {
                 return Ending::lost();
-            }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
             }
             tokio::select! {
                 // Instructions first: a takeover's Close must win over the deliveries ending.
@@ -381,7 +397,7 @@ impl<S: DeviceStream> Connection<S> {
                         }
                     }
                 }
-                read = self.stream.read_buf(&mut self.buf) => {
+                read = read_some(&mut self.stream, &mut self.buf) => {
                     match read {
                         Ok(0) | Err(_) => return Ending::lost(),
                         Ok(_) => {}
@@ -390,7 +406,7 @@ impl<S: DeviceStream> Connection<S> {
                     if let Some(ending) = Box::pin(self.handle_input()).await {
                         return ending;
                     }
-                    if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+                    if self.buf.is_empty() {
                         self.buf = BytesMut::new();
                     }
                 }
