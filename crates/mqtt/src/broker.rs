@@ -751,7 +751,7 @@ impl Broker {
             if let Some(connection) = &state.connection
                 && certificate_id.is_none_or(|id| &*connection.certificate_id == id)
             {
-                let _ = connection.control.send(control);
+                connection.mailbox.send_control(control);
                 signalled += 1;
             }
         }
@@ -790,7 +790,7 @@ impl Broker {
 /// Hands a delivery to a connection without waiting: a full outbox drops QoS 0 messages
 /// (QoS 1 copies of persistent sessions are in the store and come back on reconnect).
 fn offer(connection: &ConnectionHandle, delivery: Delivery) {
-    if connection.outbox.try_send(delivery).is_err() {
+    if connection.mailbox.try_send(delivery).is_err() {
         metrics::counter!("drover_mqtt_dropped_total", "reason" => "slow_subscriber").increment(1);
     }
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use drover_core::mqtt_topic::{check_topic_filter, check_topic_name};
 use drover_core::policy::AuthzRequest;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::authority::{DeviceGrant, PresenceRecord};
@@ -24,6 +23,7 @@ use crate::config::{
     DEFAULT_SESSION_EXPIRY_SECS, MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE, MAX_INFLIGHT,
     MAX_PAYLOAD_BYTES, MAX_SESSION_EXPIRY_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION, OUTBOX_CAPACITY,
 };
+use crate::mailbox::{Mailbox, mailbox};
 use crate::message::{Message, Origin};
 use crate::presence::{self, PresenceEvent, reason};
 use crate::protocol::{
@@ -52,8 +52,8 @@ impl DeviceStream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
 
 /// Bytes read from the socket at a time; a larger packet grows the buffer while it arrives.
 const READ_CHUNK: usize = 2048;
-/// A buffer grown past this by a large packet is released once empty, so idle connections
-/// stay small.
+/// An output buffer grown past this by a large packet is released once empty, so idle
+/// connections stay small.
 const KEEP_BUFFER: usize = 16 * 1024;
 
 /// Why the packet loop ended: the DISCONNECT reason for MQTT 5 clients (if the server ends
@@ -131,6 +131,21 @@ async fn read_connect<S: DeviceStream>(
             return Err("connection closed".into());
         }
     }
+}
+
+/// Reads what `stream` has ready and appends it to `buf`, through a buffer on the stack: the
+/// packet loop waits for input with `buf` released (it holds only a partial packet, if any),
+/// so an idle connection keeps no read buffer (READ_CHUNK bytes each before, issue 4's
+/// memory-per-connection goal). Costs one copy of the bytes read; 0 means end of stream.
+async fn read_some<S: DeviceStream>(stream: &mut S, buf: &mut BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut read = ReadBuf::new(&mut chunk);
+        std::task::ready!(std::pin::Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        std::task::Poll::Ready(Ok(read.filled().len()))
+    })
+    .await
 }
 
 /// Refuses a CONNECT with `code`, flushing the CONNACK before closing.
@@ -215,14 +230,12 @@ async fn accept<S: DeviceStream>(
     let keep_alive = broker.inner.config.effective_keep_alive(connect.keep_alive);
 
     let connection_id = broker.next_connection_id();
-    let (outbox_tx, outbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let (control_tx, control) = mpsc::unbounded_channel();
+    let (mailbox_sender, mailbox) = mailbox();
     let client_id: Arc<str> = client_id.as_str().into();
     let handle = ConnectionHandle {
         id: connection_id,
         certificate_id: grant.certificate_id.as_str().into(),
-        outbox: outbox_tx,
-        control: control_tx,
+        mailbox: mailbox_sender,
     };
     let (opened, previous) = match broker
         .open_session(&client_id, connect.clean_start, expiry_secs, handle)
@@ -237,7 +250,7 @@ async fn accept<S: DeviceStream>(
     };
     if let Some(previous) = previous {
         tracing::info!(client_id = %client_id, "a new connection takes the session over");
-        let _ = previous.control.send(Control::Close {
+        previous.mailbox.send_control(Control::Close {
             reason: ReasonCode::SessionTakenOver,
             why: reason::DUPLICATE_CLIENTID,
         });
@@ -283,8 +296,7 @@ async fn accept<S: DeviceStream>(
         replayed_up_to: 0,
         will: connect.will,
         session_identifier,
-        outbox,
-        control,
+        mailbox,
     };
     connection.tokens = f64::from(connection.broker.inner.config.publish_rate_per_connection);
     if connection.flush().await.is_err() {
@@ -350,8 +362,7 @@ struct Connection<S> {
     replayed_up_to: i64,
     will: Option<Will>,
     session_identifier: String,
-    outbox: mpsc::Receiver<Delivery>,
-    control: mpsc::UnboundedReceiver<Control>,
+    mailbox: Mailbox,
 }
 
 impl<S: DeviceStream> Connection<S> {
@@ -362,31 +373,31 @@ impl<S: DeviceStream> Connection<S> {
         let grace = self.keep_alive + self.keep_alive / 2;
         let keep_alive = tokio::time::sleep(grace);
         tokio::pin!(keep_alive);
+        if self.buf.is_empty() {
+            // The CONNECT's read buffer; `read_some` needs none while waiting.
+            self.buf = BytesMut::new();
+        }
         loop {
             self.send_pending();
             if self.flush().await.is_err() {
                 return Ending::lost();
             }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
-            }
             tokio::select! {
-                // Instructions first: a takeover's Close must win over the outbox closing.
+                // Instructions first: a takeover's Close must win over the deliveries ending.
                 biased;
-                control = self.control.recv() => {
+                control = self.mailbox.control() => {
                     match control {
-                        Some(Control::Close { reason, why }) => {
+                        Control::Close { reason, why } => {
                             return Ending { reason: Some(reason), why, publish_will: true };
                         }
-                        Some(Control::Reauthorize) => {
+                        Control::Reauthorize => {
                             if let Some(ending) = Box::pin(self.reauthorize()).await {
                                 return ending;
                             }
                         }
-                        None => {}
                     }
                 }
-                read = self.stream.read_buf(&mut self.buf) => {
+                read = read_some(&mut self.stream, &mut self.buf) => {
                     match read {
                         Ok(0) | Err(_) => return Ending::lost(),
                         Ok(_) => {}
@@ -395,13 +406,13 @@ impl<S: DeviceStream> Connection<S> {
                     if let Some(ending) = Box::pin(self.handle_input()).await {
                         return ending;
                     }
-                    if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+                    if self.buf.is_empty() {
                         self.buf = BytesMut::new();
                     }
                 }
                 // A client that does not acknowledge stops being fed: its outbox fills and
                 // the broker drops (QoS 0) or keeps in the store (persistent QoS 1) the rest.
-                delivery = self.outbox.recv(), if self.pending.len() < OUTBOX_CAPACITY => {
+                delivery = self.mailbox.recv(), if self.pending.len() < OUTBOX_CAPACITY => {
                     let Some(delivery) = delivery else {
                         // The session dropped this connection's handle: another connection
                         // took the client id over.
@@ -409,9 +420,9 @@ impl<S: DeviceStream> Connection<S> {
                     };
                     self.enqueue(delivery);
                     while self.pending.len() < OUTBOX_CAPACITY {
-                        match self.outbox.try_recv() {
-                            Ok(d) => self.enqueue(d),
-                            Err(_) => break,
+                        match self.mailbox.try_recv() {
+                            Some(d) => self.enqueue(d),
+                            None => break,
                         }
                     }
                 }

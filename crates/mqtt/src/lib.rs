@@ -5,7 +5,8 @@
 //!   and starts one task per connection (`connection`).
 //! - `connection` owns one device's session while it is online: it decodes packets
 //!   (`protocol`), asks the [`DeviceAuthority`] who the device is, enforces AWS IoT policies on
-//!   CONNECT, SUBSCRIBE, PUBLISH and delivery, and writes what the broker routes to it.
+//!   CONNECT, SUBSCRIBE, PUBLISH and delivery, and writes what the broker routes to it
+//!   (through its `mailbox`).
 //! - `broker` holds the shared state behind short synchronous locks: the session table, the
 //!   subscription trie (`router`), retained messages, in-process subscribers, the `$aws`
 //!   handlers (`reserved`), and persistence of sessions, queues and retained messages
@@ -20,6 +21,7 @@ mod broker;
 mod config;
 mod connection;
 mod listener;
+mod mailbox;
 mod message;
 mod presence;
 pub mod protocol;

@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
-
+use crate::mailbox::MailboxSender;
 use crate::message::Message;
 use crate::protocol::ReasonCode;
 use crate::router::SubscriptionOptions;
@@ -40,13 +39,13 @@ pub(crate) enum Control {
     Reauthorize,
 }
 
-/// The connection currently serving a session.
-#[derive(Debug, Clone)]
+/// The connection currently serving a session. Dropping it (another connection took the
+/// session over) ends the connection's deliveries.
+#[derive(Debug)]
 pub(crate) struct ConnectionHandle {
     pub id: u64,
     pub certificate_id: Arc<str>,
-    pub outbox: mpsc::Sender<Delivery>,
-    pub control: mpsc::UnboundedSender<Control>,
+    pub mailbox: MailboxSender,
 }
 
 #[derive(Debug)]

@@ -372,7 +372,11 @@ async fn devices_round_trip_on_their_own_topics() {
     authority.register(&a, THING_POLICY);
     let server = Server::start(&pki, authority.clone(), dir.path()).await;
 
-    let mut sub = connect(&server, &pki, &a).await;
+    // Room for the large payload below (rumqttc allows 10 KB each way by default).
+    let mut sub_options = options(&server, &pki, &a, &a.thing, true);
+    sub_options.set_max_packet_size(256 * 1024, 256 * 1024);
+    let mut sub = spawn(sub_options);
+    sub.connected().await.expect("connects");
     sub.client
         .subscribe("things/thing-a/#", QoS::AtLeastOnce)
         .await
@@ -389,6 +393,22 @@ async fn devices_round_trip_on_their_own_topics() {
     assert_eq!(got.topic, "things/thing-a/telemetry");
     assert_eq!(&got.payload[..], b"21.5");
     assert_eq!(got.qos, QoS::AtLeastOnce);
+
+    // A payload near AWS's 128 KB limit arrives over many reads and TLS records; the
+    // connection reassembles it from partial packets and delivers it intact.
+    let large: Vec<u8> = (0..120 * 1024).map(|i| (i % 251) as u8).collect();
+    sub.client
+        .publish(
+            "things/thing-a/blob",
+            QoS::AtLeastOnce,
+            false,
+            large.clone(),
+        )
+        .await
+        .unwrap();
+    let got = sub.publish_received().await.unwrap();
+    assert_eq!(got.topic, "things/thing-a/blob");
+    assert_eq!(&got.payload[..], &large[..]);
     assert!(server.broker.is_connected("thing-a"));
     let presence = authority.presence.lock().unwrap().clone();
     assert_eq!(presence[0].0, "thing-a");
