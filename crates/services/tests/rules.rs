@@ -533,10 +533,17 @@ async fn thing_attributes_action_moves_the_thing_out_of_its_dynamic_group() {
         event(json!({"appVersion": "2.0"})),
     )
     .await;
+    // The action runs on its own worker: wait until its update has returned, which is when
+    // both the attribute and the membership it causes are stored (the attribute is written
+    // first, so seeing it alone would race the membership change).
     let registry = f.registry.clone();
-    for _ in 0..400 {
+    let left_group = || async {
         let thing = registry.describe_thing("dev1").await.unwrap();
-        if thing.attributes.get("app_version").map(String::as_str) == Some("2.0") {
+        let members = registry.membership().all_members("outdated").await.unwrap();
+        thing.attributes.get("app_version").map(String::as_str) == Some("2.0") && members.is_empty()
+    };
+    for _ in 0..400 {
+        if left_group().await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
