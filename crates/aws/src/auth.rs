@@ -1,17 +1,26 @@
-//! Request authentication for the AWS APIs: every request must carry a valid SigV4 signature
-//! (header or presigned query) by a known access key, scoped to this server's region and to a
-//! service this endpoint serves.
+//! Request authentication for the AWS APIs: a request carries a valid SigV4 signature (header
+//! or presigned query) by a known access key, scoped to this server's region and to a service
+//! this endpoint serves — or, for the jobs data plane only, no signature but the device's
+//! client certificate from the TLS handshake (AWS's "Jobs device HTTP API").
 //!
-//! The verified caller and the service it signed for travel on as a request extension, so the
+//! A device request is authenticated through the device directory (certificate registered and
+//! ACTIVE, its CA ACTIVE, within validity) and authorized here with the device's AWS IoT
+//! policies (`iotjobsdata:*` on `thing/{thingName}`), before any handler runs: the operation
+//! is known from the method and path alone, and anything that is not one of the four jobs
+//! data-plane operations is refused, so a certificate never reaches the control plane.
+//!
+//! The verified caller and the service it stands for travel on as a request extension, so the
 //! router can tell `iot` from `iot-jobs-data` on the paths the two share.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use drover_services::AccessKeys;
+use drover_core::policy::{self, AuthzRequest};
+use drover_services::{AccessKeys, DeviceDirectory};
 
 use crate::error::ApiError;
 use crate::sigv4::{self, SigV4Error, SignedRequest};
@@ -27,15 +36,34 @@ pub struct AuthState {
     pub region: String,
     /// SigV4 service names this endpoint accepts (`iot`, `iot-jobs-data`).
     pub services: Arc<Vec<&'static str>>,
+    /// Authenticates devices calling the jobs data plane with a client certificate; `None`
+    /// serves SigV4 callers only.
+    pub devices: Option<DeviceDirectory>,
+}
+
+/// The end-entity certificate (DER) the client presented in the TLS handshake. The HTTPS
+/// listener puts it on every request of that connection; a connection without one has none.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<[u8]>);
+
+/// Who made the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A SigV4 signature by this access key.
+    AccessKey(String),
+    /// A device's client certificate (its AWS certificate id); jobs data plane only.
+    Certificate(String),
 }
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub access_key_id: String,
-    /// The SigV4 service the request was signed for.
+    pub principal: Principal,
+    /// The service the request is for: the SigV4 scope's, or `iot-jobs-data` for a device.
     pub service: String,
 }
+
+const JOBS_DATA: &str = "iot-jobs-data";
 
 /// Axum middleware: verifies SigV4 and attaches a [`Caller`], or answers with the AWS error.
 pub async fn require_sigv4(
@@ -55,7 +83,16 @@ pub async fn require_sigv4(
             .into_response();
         }
     };
-    match authenticate(&auth, &parts, &body).await {
+    let outcome = match authenticate(&auth, &parts, &body).await {
+        Err(e) if e.name == "MissingAuthenticationTokenException" => {
+            match parts.extensions.get::<ClientCertificate>() {
+                Some(certificate) => authenticate_device(&auth, &parts, certificate).await,
+                None => Err(e),
+            }
+        }
+        other => other,
+    };
+    match outcome {
         Ok(caller) => {
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, Body::from(body))).await
@@ -112,7 +149,84 @@ async fn authenticate(
         true,
     )?;
     Ok(Caller {
-        access_key_id: credential.access_key_id,
+        principal: Principal::AccessKey(credential.access_key_id),
         service: credential.service,
+    })
+}
+
+/// The jobs data-plane operation a device request names, by method and path shape
+/// (`/things/{thingName}/jobs[/{jobId}]`); `None` for everything else.
+fn device_operation(method: &Method, path: &str) -> Option<(String, AuthzRequest)> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    let (thing, job) = match segments.as_slice() {
+        ["things", thing, "jobs"] => (decode(thing)?, None),
+        ["things", thing, "jobs", job] => (decode(thing)?, Some(decode(job)?)),
+        _ => return None,
+    };
+    let thing_name = thing.clone();
+    let request = match (method, job.as_deref()) {
+        (&Method::GET, None) => AuthzRequest::GetPendingJobExecutions { thing_name },
+        (&Method::GET, Some(_)) => AuthzRequest::DescribeJobExecution { thing_name },
+        (&Method::POST, Some(_)) => AuthzRequest::UpdateJobExecution { thing_name },
+        (&Method::PUT, Some("$next")) => AuthzRequest::StartNextPendingJobExecution { thing_name },
+        _ => return None,
+    };
+    Some((thing, request))
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "ForbiddenException", message)
+}
+
+/// A request with no signature but a client certificate: a device on the jobs data plane.
+/// Every refusal is the same 403 to the device (as AWS IoT's gateway answers), with the reason
+/// in drover's log.
+async fn authenticate_device(
+    auth: &AuthState,
+    parts: &axum::http::request::Parts,
+    certificate: &ClientCertificate,
+) -> Result<Caller, ApiError> {
+    let Some(devices) = &auth.devices else {
+        return Err(SigV4Error::Missing.into());
+    };
+    let Some((thing_name, request)) = device_operation(&parts.method, parts.uri.path()) else {
+        tracing::info!(method = %parts.method, path = %parts.uri.path(), "a client certificate authorizes only the jobs data plane");
+        return Err(forbidden(
+            "A device certificate authorizes only the jobs data plane (iot-jobs-data); sign other requests with SigV4",
+        ));
+    };
+    let credentials = devices
+        .authenticate_https(&certificate.0, &thing_name)
+        .await
+        .map_err(|refusal| {
+            tracing::info!(reason = %refusal, "device certificate refused on the jobs data plane");
+            match refusal {
+                drover_services::DeviceRefusal::Internal(_) => ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerException",
+                    "An internal error occurred",
+                ),
+                _ => forbidden("Forbidden"),
+            }
+        })?;
+    let policies: Vec<(&str, &policy::PolicyDocument)> = credentials
+        .policies
+        .iter()
+        .map(|(name, document)| (name.as_str(), document.as_ref()))
+        .collect();
+    let decision = policy::evaluate(&policies, &request, &credentials.context);
+    if !decision.is_allowed() {
+        tracing::info!(certificate_id = %credentials.certificate_id, %decision, "device request refused by policy");
+        return Err(forbidden("Forbidden"));
+    }
+    Ok(Caller {
+        principal: Principal::Certificate(credentials.certificate_id),
+        service: JOBS_DATA.to_string(),
     })
 }

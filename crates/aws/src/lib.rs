@@ -11,6 +11,6 @@ pub mod jobs_data;
 pub mod sigv4;
 mod wire;
 
-pub use auth::{AuthState, Caller};
+pub use auth::{AuthState, Caller, ClientCertificate, Principal};
 pub use error::ApiError;
 pub use iot::{ApiState, Endpoints, router};

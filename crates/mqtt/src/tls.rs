@@ -21,13 +21,26 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 #[derive(Debug)]
 pub struct DeviceCertificateVerifier {
     algorithms: WebPkiSupportedAlgorithms,
+    mandatory: bool,
 }
 
 impl DeviceCertificateVerifier {
+    /// A certificate is required (the device port).
     pub fn new() -> Self {
         DeviceCertificateVerifier {
             algorithms: rustls::crypto::aws_lc_rs::default_provider()
                 .signature_verification_algorithms,
+            mandatory: true,
+        }
+    }
+
+    /// A certificate is requested but a client may send none: the HTTPS API, where SigV4
+    /// clients (awscli, boto3, the SDKs) present none and devices calling the jobs data plane
+    /// present theirs. A certificate that is sent must still be well formed and its key proven.
+    pub fn optional() -> Self {
+        DeviceCertificateVerifier {
+            mandatory: false,
+            ..Self::new()
         }
     }
 }
@@ -81,7 +94,7 @@ impl ClientCertVerifier for DeviceCertificateVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Why not `axum::serve`: it only takes plain TCP listeners. This loop terminates TLS itself,
 //! bounds the handshake time so a silent client cannot hold a task forever, and drains open
-//! connections on shutdown.
+//! connections on shutdown. A client certificate presented in the handshake is put on every
+//! request of the connection (`drover_aws::ClientCertificate`) for the jobs data plane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +63,18 @@ pub async fn serve(
                     return;
                 }
             };
+            let certificate = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| drover_aws::ClientCertificate(Arc::from(der.as_ref())));
+            let app = app.map_request(move |mut request: axum::extract::Request<_>| {
+                if let Some(certificate) = &certificate {
+                    request.extensions_mut().insert(certificate.clone());
+                }
+                request
+            });
             let service = TowerToHyperService::new(app);
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection =

@@ -7,6 +7,7 @@
 //! name or is close to expiry, so adding `--hostname` later just works.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rcgen::{
@@ -160,6 +161,24 @@ fn covers(cert_pem: &str, names: &[String]) -> Result<bool> {
 
 /// A rustls server configuration from `identity`.
 pub fn server_config(identity: &ServerIdentity, alpn: &[&[u8]]) -> Result<rustls::ServerConfig> {
+    server_config_with(identity, alpn, false)
+}
+
+/// The API listener's configuration: as [`server_config`], but the server also asks for a
+/// client certificate, which SigV4 clients may leave out (devices calling the jobs data plane
+/// send theirs; `drover_mqtt::tls` explains why any well-formed one passes the handshake).
+pub fn api_server_config(
+    identity: &ServerIdentity,
+    alpn: &[&[u8]],
+) -> Result<rustls::ServerConfig> {
+    server_config_with(identity, alpn, true)
+}
+
+fn server_config_with(
+    identity: &ServerIdentity,
+    alpn: &[&[u8]],
+    request_client_certificate: bool,
+) -> Result<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_slice_iter(identity.cert_chain_pem.as_bytes())
@@ -167,8 +186,14 @@ pub fn server_config(identity: &ServerIdentity, alpn: &[&[u8]]) -> Result<rustls
         .context("parsing the server certificate chain")?;
     let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
         .context("parsing the server key")?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = if request_client_certificate {
+        builder
+            .with_client_cert_verifier(Arc::new(drover_mqtt::DeviceCertificateVerifier::optional()))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .context("building the TLS configuration")?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();

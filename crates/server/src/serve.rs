@@ -43,6 +43,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     pki::ensure_ca(&dir)?;
     let identity = pki::ensure_server_identity(&dir, &args.hostname)?;
     let tls = Arc::new(pki::server_config(&identity, &[b"h2", b"http/1.1"])?);
+    // The API listener also asks for (and never requires) a client certificate: devices call
+    // the jobs data plane with theirs, SigV4 clients send none.
+    let api_tls = Arc::new(pki::api_server_config(&identity, &[b"h2", b"http/1.1"])?);
 
     let http_listener = TcpListener::bind(args.http_addr)
         .await
@@ -153,6 +156,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         keys,
         region: args.region.clone(),
         services: Arc::new(vec!["iot", "iot-jobs-data"]),
+        devices: Some(devices.directory.clone()),
     };
     let api = drover_aws::router(
         ApiState {
@@ -192,7 +196,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let server = tokio::spawn(https::serve(
         http_listener,
-        tls.clone(),
+        api_tls,
         app,
         shutdown_rx.clone(),
     ));

@@ -163,6 +163,31 @@ impl DeviceDirectory {
         certificate_der: &[u8],
         client_id: &str,
     ) -> Result<DeviceCredentials, DeviceRefusal> {
+        self.authenticate_for_thing(certificate_der, client_id, Some(client_id))
+            .await
+    }
+
+    /// The same checks for a device calling the jobs data plane over HTTPS with its client
+    /// certificate. There is no client id, so the thing the request names (`thing_name`, from
+    /// `/things/{thingName}/jobs...`) plays its part: when the certificate is attached to that
+    /// thing, the thing policy variables resolve to it and its groups' policies apply, as they
+    /// would for an MQTT connection whose client id names it. AWS documents those variables
+    /// for MQTT only; without them a thing-scoped HTTPS policy would have to name every thing.
+    pub async fn authenticate_https(
+        &self,
+        certificate_der: &[u8],
+        thing_name: &str,
+    ) -> Result<DeviceCredentials, DeviceRefusal> {
+        self.authenticate_for_thing(certificate_der, thing_name, None)
+            .await
+    }
+
+    async fn authenticate_for_thing(
+        &self,
+        certificate_der: &[u8],
+        thing_name: &str,
+        client_id: Option<&str>,
+    ) -> Result<DeviceCredentials, DeviceRefusal> {
         let presented = Certificate::from_der(certificate_der).map_err(DeviceRefusal::Malformed)?;
         let id = presented.id.clone();
         let record =
@@ -202,11 +227,11 @@ impl DeviceDirectory {
         }
 
         // A client id that is not a valid thing name names no thing.
-        let names_thing = drover_core::names::check_name("thingName", client_id).is_ok();
+        let names_thing = drover_core::names::check_name("thingName", thing_name).is_ok();
         let (thing, attachment) = if names_thing {
             tokio::try_join!(
-                self.store.get_thing(client_id),
-                self.store.get_thing_principal(client_id, &id)
+                self.store.get_thing(thing_name),
+                self.store.get_thing_principal(thing_name, &id)
             )?
         } else {
             (None, None)
@@ -214,7 +239,7 @@ impl DeviceDirectory {
         let is_attached = thing.is_some() && attachment.is_some();
         let policies = self
             .store
-            .principal_policies(&id, is_attached.then_some(client_id))
+            .principal_policies(&id, is_attached.then_some(thing_name))
             .await?;
         let policies = policies
             .into_iter()
@@ -222,7 +247,7 @@ impl DeviceDirectory {
             .collect();
 
         let mut context = AuthzContext::new(self.scope.clone());
-        context.client_id = Some(client_id.to_string());
+        context.client_id = client_id.map(str::to_string);
         context.thing = thing.map(|t| ConnectionThing {
             name: t.name,
             type_name: t.type_name,

@@ -83,11 +83,27 @@ impl AuthzRequest {
             AuthzRequest::UpdateThingShadow { .. } => "iot:UpdateThingShadow",
             AuthzRequest::DeleteThingShadow { .. } => "iot:DeleteThingShadow",
             AuthzRequest::ListNamedShadowsForThing { .. } => "iot:ListNamedShadowsForThing",
+            AuthzRequest::DescribeJobExecution { .. } => "iotjobsdata:DescribeJobExecution",
+            AuthzRequest::GetPendingJobExecutions { .. } => "iotjobsdata:GetPendingJobExecutions",
+            AuthzRequest::StartNextPendingJobExecution { .. } => {
+                "iotjobsdata:StartNextPendingJobExecution"
+            }
+            AuthzRequest::UpdateJobExecution { .. } => "iotjobsdata:UpdateJobExecution",
+        }
+    }
+
+    /// Another spelling of the same action that policies may use. AWS's guide names the jobs
+    /// data-plane actions `iotjobsdata:...` today; its older examples (still in many fleets'
+    /// policies) name them `iot:...`. Both mean the same permission, so a statement listing
+    /// either covers the request (and an explicit Deny of either denies it).
+    pub fn action_alias(&self) -> Option<&'static str> {
+        Some(match self {
             AuthzRequest::DescribeJobExecution { .. } => "iot:DescribeJobExecution",
             AuthzRequest::GetPendingJobExecutions { .. } => "iot:GetPendingJobExecutions",
             AuthzRequest::StartNextPendingJobExecution { .. } => "iot:StartNextPendingJobExecution",
             AuthzRequest::UpdateJobExecution { .. } => "iot:UpdateJobExecution",
-        }
+            _ => return None,
+        })
     }
 
     /// The resource ARN the policy's `Resource` patterns are matched against.

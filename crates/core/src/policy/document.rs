@@ -274,10 +274,11 @@ impl fmt::Display for ConditionOperator {
     }
 }
 
-/// Service prefixes an AWS IoT policy may name. `greengrass:` actions appear in the policies
-/// AWS documents for Greengrass core devices; drover accepts them so such documents load, and
-/// no drover request ever matches them.
-const ACTION_SERVICES: [&str; 2] = ["iot", "greengrass"];
+/// Service prefixes an AWS IoT policy may name. `iotjobsdata:` is how AWS's guide names the
+/// jobs data-plane actions a device calls over HTTPS. `greengrass:` actions appear in the
+/// policies AWS documents for Greengrass core devices; drover accepts them so such documents
+/// load, and no drover request ever matches them.
+const ACTION_SERVICES: [&str; 3] = ["iot", "iotjobsdata", "greengrass"];
 
 impl PolicyDocument {
     /// Parses and validates a policy document.

@@ -104,7 +104,11 @@ pub fn evaluate(
 ) -> Decision {
     let action = request.action();
     let resource = request.resource_arn(&context.scope);
-    let action_chars: Vec<char> = action.to_ascii_lowercase().chars().collect();
+    let lower = |name: &str| -> Vec<char> { name.to_ascii_lowercase().chars().collect() };
+    let action_chars: Vec<Vec<char>> = std::iter::once(action)
+        .chain(request.action_alias())
+        .map(lower)
+        .collect();
     let resource_chars: Vec<char> = resource.chars().collect();
     let mut allowed_by = None;
     let mut unresolved = Vec::new();
@@ -155,17 +159,21 @@ pub fn evaluate(
     }
 }
 
-/// Whether `statement` covers the request. Unresolved variables met on the way are added to
-/// `unresolved` (only once the action matched, so the list stays about this request).
+/// Whether `statement` covers the request, whose action is named by any of `action` (its
+/// spellings, see [`AuthzRequest::action_alias`]). Unresolved variables met on the way are added
+/// to `unresolved` (only once the action matched, so the list stays about this request).
 fn applies(
     statement: &Statement,
-    action: &[char],
+    action: &[Vec<char>],
     resource: &[char],
     context: &AuthzContext,
     unresolved: &mut Vec<String>,
 ) -> bool {
-    let action_listed =
-        |patterns: &[ActionPattern]| patterns.iter().any(|p| glob(&p.tokens, action));
+    let action_listed = |patterns: &[ActionPattern]| {
+        patterns
+            .iter()
+            .any(|p| action.iter().any(|name| glob(&p.tokens, name)))
+    };
     let action_covered = match &statement.actions {
         Actions::Action(patterns) => action_listed(patterns),
         Actions::NotAction(patterns) => !action_listed(patterns),

@@ -545,7 +545,7 @@ fn request_resources() {
             AuthzRequest::StartNextPendingJobExecution {
                 thing_name: "t1".into(),
             },
-            "iot:StartNextPendingJobExecution",
+            "iotjobsdata:StartNextPendingJobExecution",
             arn("thing/t1"),
         ),
     ];
@@ -1199,4 +1199,48 @@ proptest! {
     fn parsing_never_panics(text in "\\PC{0,200}") {
         let _ = PolicyDocument::parse(&text);
     }
+}
+
+/// The jobs data-plane actions: AWS's guide spells them `iotjobsdata:...`, its older examples
+/// `iot:...`; either spelling grants, either spelling's Deny denies, and the resource is the
+/// thing the request names.
+#[test]
+fn jobs_data_plane_actions_under_both_spellings() {
+    let ctx = AuthzContext {
+        client_id: None,
+        ..device("t1", &[])
+    };
+    let update = |thing: &str| AuthzRequest::UpdateJobExecution {
+        thing_name: thing.into(),
+    };
+    let current = doc(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["iotjobsdata:GetPendingJobExecutions","iotjobsdata:StartNextPendingJobExecution","iotjobsdata:DescribeJobExecution","iotjobsdata:UpdateJobExecution"],"Resource":"{}"}}]}}"#,
+        arn("thing/${iot:Connection.Thing.ThingName}")
+    ));
+    let legacy = doc(&format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iot:UpdateJobExecution","Resource":"{}"}}]}}"#,
+        arn("thing/t1")
+    ));
+    assert!(allows(&current, &update("t1"), &ctx));
+    assert!(allows(&legacy, &update("t1"), &ctx));
+    assert!(!allows(&current, &update("t2"), &ctx));
+    assert!(!allows(&legacy, &update("t2"), &ctx));
+    assert!(!allows(
+        &legacy,
+        &AuthzRequest::GetPendingJobExecutions {
+            thing_name: "t1".into()
+        },
+        &ctx
+    ));
+    let deny_legacy = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*JobExecution","Resource":"*"}]}"#,
+    );
+    let decision = decide(&[&current, &deny_legacy], &update("t1"), &ctx);
+    assert!(
+        matches!(decision.outcome, Outcome::ExplicitDeny(_)),
+        "{decision}"
+    );
+    assert_eq!(decision.action, "iotjobsdata:UpdateJobExecution");
+    // The prefix is accepted in documents; an unknown one is not.
+    assert!(err(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iotjobs:X","Resource":"*"}]}"#).contains("is not an action"));
 }
