@@ -637,3 +637,54 @@ def test_document_source_as_a_url_of_drovers_own_s3_endpoint(drover, tmp_path):
     drover.aws("create-job", "--job-id", job_id, "--targets", drover.arn("thing", thing),
                "--document-source", f"{drover.s3_endpoint}/{bucket}/install.json")
     assert json.loads(drover.iot.get_job_document(jobId=job_id)["document"]) == DOC
+
+
+# -- maintenance windows ---------------------------------------------------------------------------------
+
+def test_maintenance_windows_need_valid_aws_cron_and_describe_the_next_rollouts(drover):
+    import datetime
+
+    [thing] = things(drover, 1)
+    target = [drover.arn("thing", thing)]
+    start = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2)).replace(second=0, microsecond=0)
+    schedule = {"startTime": start.strftime("%Y-%m-%dT%H:%M")}
+
+    def windows(*expressions, minutes=60):
+        return {**schedule, "maintenanceWindows": [{"startTime": e, "durationInMinutes": minutes} for e in expressions]}
+
+    bad = [
+        "cron(0 22 * * SUN *)",       # both day fields given: one must be '?'
+        "cron(0 22 ? * ? *)",         # both '?'
+        "cron(0 22 ? * SUN)",         # five fields
+        "cron(0 0 22 ? * SUN *)",     # seven fields (a seconds field, Quartz style)
+        "cron(0 24 ? * SUN *)",       # hour out of range
+        "cron(0 22 ? * 0 *)",         # day of week counts 1 (Sunday) to 7
+        "cron(0 22 ? * 2#6 *)",       # there is no sixth Monday
+        "cron(0 22 ? * SUN 2200)",    # years end at 2199
+        "cron(0 22 ? * FUNDAY *)",
+        "rate(5 minutes)",
+    ]
+    for i, expression in enumerate(bad):
+        job_id = f"bad-window-{i}"
+        message = expect_error(drover.iot_raw.create_job, "InvalidRequestException", 400, jobId=job_id,
+                               targets=target, document=json.dumps(DOC), schedulingConfig=windows(expression))
+        assert expression in message or "cron" in message, message
+        assert_no_job(drover, job_id)
+    expect_error(drover.iot_raw.create_job_template, "InvalidRequestException", 400, jobTemplateId="bad-window-template",
+                 description="d", document=json.dumps(DOC), maintenanceWindows=[{"startTime": bad[0], "durationInMinutes": 60}])
+    expect_error(drover.iot.describe_job_template, "ResourceNotFoundException", 404, jobTemplateId="bad-window-template")
+    assert drover.iot.list_job_executions_for_thing(thingName=thing).get("executionSummaries", []) == []
+
+    # A valid window: the job waits for its start, and DescribeJob lists the next seven window
+    # starts (AWS's scheduledJobRollouts), Sundays at 22:00 UTC from the start time on.
+    job_id = create_job(drover.iot, target, DOC, schedulingConfig=windows("cron(0 22 ? * SUN *)"))
+    described = job(drover.iot, job_id)
+    assert described["status"] == "SCHEDULED"
+    assert described["schedulingConfig"]["maintenanceWindows"] == [{"startTime": "cron(0 22 ? * SUN *)", "durationInMinutes": 60}]
+    rollouts = [datetime.datetime.strptime(r["startTime"], "%Y-%m-%dT%H:%M").replace(tzinfo=datetime.timezone.utc)
+                for r in described["scheduledJobRollouts"]]
+    assert len(rollouts) == 7, described["scheduledJobRollouts"]
+    assert all(r.weekday() == 6 and (r.hour, r.minute) == (22, 0) for r in rollouts), rollouts
+    assert rollouts[0] >= start and rollouts[0] - start < datetime.timedelta(days=7)
+    assert all(b - a == datetime.timedelta(days=7) for a, b in zip(rollouts, rollouts[1:]))
+    assert drover.iot.list_job_executions_for_thing(thingName=thing).get("executionSummaries", []) == []

@@ -634,3 +634,99 @@ async fn templates_fill_jobs_and_a_taken_id_is_a_conflict() {
         r#"{"version":"${aws:iot:parameter:version}"}"#
     );
 }
+
+/// Maintenance windows: a scheduled job with windows (2030-01-01 is a Tuesday; the window is
+/// Wednesdays 22:00-23:00) creates executions only inside a window, pauses when it closes and
+/// resumes in the next one; an invalid cron expression is refused and stores nothing.
+#[tokio::test]
+async fn maintenance_windows_gate_the_rollout_and_it_resumes_in_the_next_window() {
+    let f = Fixture::new().await;
+    let things: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
+    let names: Vec<&str> = things.iter().map(String::as_str).collect();
+    f.things_in_group("fleet", &names).await;
+    f.create(
+        "windowed",
+        "fleet",
+        serde_json::json!({
+            "jobExecutionsRolloutConfig": {"maximumPerMinute": 2},
+            "schedulingConfig": {
+                "startTime": "2030-01-01T01:00",
+                "endTime": "2030-01-10T00:00",
+                "endBehavior": "STOP_ROLLOUT",
+                "maintenanceWindows": [{"startTime": "cron(0 22 ? * WED *)", "durationInMinutes": 60}]
+            }
+        }),
+    )
+    .await;
+    let notified = |j: drover_core::jobs::Job| j.process.total();
+    let job = f.jobs.describe_job("windowed").await.unwrap();
+    assert_eq!(job.status, JobStatus::Scheduled);
+    // Only the windows before the end time are announced.
+    assert_eq!(
+        f.jobs.scheduled_job_rollouts(&job),
+        ["2030-01-02T22:00", "2030-01-09T22:00"]
+    );
+
+    // The start time passes: the job is IN_PROGRESS, but no window is open.
+    f.advance(60 * MINUTE);
+    f.jobs.tick().await.unwrap();
+    let job = f.jobs.describe_job("windowed").await.unwrap();
+    assert_eq!(job.status, JobStatus::InProgress);
+    assert_eq!(notified(job), 0);
+    assert!(
+        f.jobs
+            .describe_job_execution("windowed", "m0", None)
+            .await
+            .is_err()
+    );
+    // One minute before the window: still nothing.
+    f.advance((46 - 1) * 60 * MINUTE - MINUTE);
+    f.jobs.tick().await.unwrap();
+    assert_eq!(notified(f.jobs.describe_job("windowed").await.unwrap()), 0);
+
+    // The window opens (22:00): the rollout runs at its rate.
+    f.advance(MINUTE);
+    f.jobs.tick().await.unwrap();
+    assert_eq!(notified(f.jobs.describe_job("windowed").await.unwrap()), 2);
+    f.advance(MINUTE);
+    f.jobs.tick().await.unwrap();
+    assert_eq!(notified(f.jobs.describe_job("windowed").await.unwrap()), 4);
+
+    // It closes at 23:00 with one thing still pending: the rollout pauses.
+    f.advance(59 * MINUTE);
+    f.jobs.tick().await.unwrap();
+    let job = f.jobs.describe_job("windowed").await.unwrap();
+    assert_eq!(job.status, JobStatus::InProgress);
+    assert_eq!(notified(job.clone()), 4);
+    assert_eq!(f.jobs.pending_targets("windowed").await.unwrap(), 1);
+    assert_eq!(f.jobs.scheduled_job_rollouts(&job), ["2030-01-09T22:00"]);
+    f.advance(6 * 24 * 60 * MINUTE + 22 * 60 * MINUTE);
+    f.jobs.tick().await.unwrap();
+    assert_eq!(notified(f.jobs.describe_job("windowed").await.unwrap()), 4);
+
+    // The next Wednesday's window resumes it.
+    f.advance(60 * MINUTE);
+    f.jobs.tick().await.unwrap();
+    assert_eq!(notified(f.jobs.describe_job("windowed").await.unwrap()), 5);
+    assert_eq!(f.jobs.pending_targets("windowed").await.unwrap(), 0);
+
+    // An invalid expression (both day fields given) is refused at CreateJob; nothing stored.
+    let bad = f
+        .jobs
+        .create_job(CreateJobRequest {
+            job_id: "bad-window".into(),
+            targets: vec![f.group_arn("fleet")],
+            document: Some("{}".into()),
+            config: serde_json::from_value(serde_json::json!({"schedulingConfig": {
+                "maintenanceWindows": [{"startTime": "cron(0 22 * * WED *)", "durationInMinutes": 60}]
+            }}))
+            .unwrap(),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(bad, Err(ServiceError::InvalidRequest(ref m)) if m.contains("cron")),
+        "{bad:?}"
+    );
+    assert!(f.jobs.describe_job("bad-window").await.is_err());
+}

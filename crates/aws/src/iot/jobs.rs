@@ -140,6 +140,13 @@ pub async fn describe(
     Params::parse(query.as_deref()).bool("beforeSubstitution")?;
     let job = state.jobs.describe_job(&job_id).await?;
     let mut out = json!({ "job": job_json(&state, &job) });
+    let rollouts = state.jobs.scheduled_job_rollouts(&job);
+    if !rollouts.is_empty() {
+        out["job"]["scheduledJobRollouts"] = rollouts
+            .into_iter()
+            .map(|start| json!({"startTime": start}))
+            .collect();
+    }
     if let Some(source) = &job.document_source {
         out["documentSource"] = json!(source);
     }

@@ -311,7 +311,8 @@ impl RetryConfig {
     }
 }
 
-/// Maintenance windows: a non-empty start expression and 1..=1430 minutes.
+/// Maintenance windows: a valid AWS cron expression (at most 256 characters) and 1..=1430
+/// minutes.
 pub fn check_windows(windows: &[MaintenanceWindow]) -> Result<(), ValidationError> {
     for w in windows {
         if w.start_time.is_empty() || w.start_time.len() > 256 {
@@ -319,6 +320,7 @@ pub fn check_windows(windows: &[MaintenanceWindow]) -> Result<(), ValidationErro
                 "maintenanceWindow.startTime must have length between 1 and 256",
             ));
         }
+        crate::jobs::cron::CronExpression::parse(&w.start_time)?;
         if !(1..=MAX_WINDOW_MINUTES).contains(&w.duration_in_minutes) {
             return Err(invalid(format!(
                 "maintenanceWindow.durationInMinutes must be between 1 and {MAX_WINDOW_MINUTES}"
@@ -385,6 +387,8 @@ mod tests {
             json!({"jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "REJECTED", "numberOfRetries": 1}]}}),
             json!({"jobExecutionsRetryConfig": {"criteriaList": []}}),
             json!({"schedulingConfig": {"maintenanceWindows": [{"startTime": "cron(0 0 * * ? *)", "durationInMinutes": 1431}]}}),
+            json!({"schedulingConfig": {"maintenanceWindows": [{"startTime": "cron(0 0 * * * *)", "durationInMinutes": 60}]}}),
+            json!({"schedulingConfig": {"maintenanceWindows": [{"startTime": "every sunday", "durationInMinutes": 60}]}}),
         ];
         for b in bad {
             assert!(config(b.clone()).validate().is_err(), "{b}");
@@ -395,6 +399,7 @@ mod tests {
                 "thresholdPercentage": 10.99, "minNumberOfExecutedThings": 1}]}}),
             json!({"jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "ALL", "numberOfRetries": 10}]}}),
             json!({"timeoutConfig": {"inProgressTimeoutInMinutes": 10080}}),
+            json!({"schedulingConfig": {"maintenanceWindows": [{"startTime": "cron(0 22 ? * SUN *)", "durationInMinutes": 1430}]}}),
         ];
         for g in good {
             assert!(config(g.clone()).validate().is_ok(), "{g}");

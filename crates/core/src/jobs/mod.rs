@@ -8,6 +8,7 @@
 //! once; the MQTT, HTTPS and control-plane paths all reach it through the jobs service.
 
 pub mod config;
+pub mod cron;
 pub mod document;
 pub mod execution;
 pub mod pending;

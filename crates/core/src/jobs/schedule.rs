@@ -4,6 +4,7 @@
 
 use crate::ValidationError;
 use crate::jobs::config::SchedulingConfig;
+use crate::jobs::cron::CronExpression;
 use crate::time::Timestamp;
 
 const MINUTE_MS: i64 = 60_000;
@@ -124,6 +125,78 @@ pub fn check(config: &SchedulingConfig, now: Timestamp) -> Result<Schedule, Vali
     Ok(Schedule { start, end })
 }
 
+/// Whether a job may roll out (create executions) at `now`: always without maintenance
+/// windows; with them, only while one is open. Windows start at each instant their cron
+/// expression names and last `durationInMinutes`. (Start and end times gate the job itself;
+/// the engine checks them first.)
+pub fn rollout_open(config: Option<&SchedulingConfig>, now: Timestamp) -> bool {
+    let Some(c) = config.filter(|c| !c.maintenance_windows.is_empty()) else {
+        return true;
+    };
+    c.maintenance_windows.iter().any(|w| {
+        CronExpression::parse(&w.start_time)
+            .ok()
+            .and_then(|e| e.window_open_at(w.duration_in_minutes, now))
+            .is_some()
+    })
+}
+
+/// The start instants of the next `count` maintenance windows at or after `from` (AWS's
+/// `scheduledJobRollouts`), earliest first, across all of the job's windows.
+pub fn next_windows(
+    config: Option<&SchedulingConfig>,
+    from: Timestamp,
+    count: usize,
+) -> Vec<Timestamp> {
+    let Some(c) = config else {
+        return Vec::new();
+    };
+    let expressions: Vec<CronExpression> = c
+        .maintenance_windows
+        .iter()
+        .filter_map(|w| CronExpression::parse(&w.start_time).ok())
+        .collect();
+    let mut out: Vec<Timestamp> = Vec::new();
+    let mut cursor = from;
+    while out.len() < count {
+        let Some(next) = expressions
+            .iter()
+            .filter_map(|e| e.next_at_or_after(cursor))
+            .min()
+        else {
+            break;
+        };
+        out.push(next);
+        cursor = Timestamp(next.millis() + 1);
+    }
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM`, the form AWS writes schedule times in.
+pub fn format_time(t: Timestamp) -> String {
+    let days = t.millis().div_euclid(DAY_MS);
+    let minutes = t.millis().rem_euclid(DAY_MS) / MINUTE_MS;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// Inverse of `days_from_civil`.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 /// The schedule of an already accepted configuration (times are not re-checked against now).
 pub fn stored(config: Option<&SchedulingConfig>) -> Schedule {
     let Some(c) = config else {
@@ -144,7 +217,7 @@ pub fn stored(config: Option<&SchedulingConfig>) -> Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::config::EndBehavior;
+    use crate::jobs::config::{EndBehavior, MaintenanceWindow};
 
     #[test]
     fn parses_utc_minutes() {
@@ -167,6 +240,37 @@ mod tests {
         ] {
             assert!(parse_time("startTime", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn maintenance_windows_gate_the_rollout() {
+        let cfg = SchedulingConfig {
+            maintenance_windows: vec![
+                MaintenanceWindow {
+                    start_time: "cron(0 22 ? * SUN *)".into(),
+                    duration_in_minutes: 60,
+                },
+                MaintenanceWindow {
+                    start_time: "cron(30 3 ? * WED *)".into(),
+                    duration_in_minutes: 30,
+                },
+            ],
+            ..SchedulingConfig::default()
+        };
+        let t = |s| parse_time("t", s).unwrap();
+        assert!(rollout_open(None, t("2030-06-09T12:00")));
+        assert!(!rollout_open(Some(&cfg), t("2030-06-09T21:59")));
+        assert!(rollout_open(Some(&cfg), t("2030-06-09T22:00")));
+        assert!(!rollout_open(Some(&cfg), t("2030-06-09T23:00")));
+        assert!(rollout_open(Some(&cfg), t("2030-06-12T03:45")));
+        assert_eq!(
+            next_windows(Some(&cfg), t("2030-06-09T22:01"), 3)
+                .into_iter()
+                .map(format_time)
+                .collect::<Vec<_>>(),
+            ["2030-06-12T03:30", "2030-06-16T22:00", "2030-06-19T03:30"]
+        );
+        assert_eq!(format_time(t("2024-02-29T12:30")), "2024-02-29T12:30");
     }
 
     #[test]

@@ -284,6 +284,23 @@ impl Jobs {
         self.fresh_job(job_id).await
     }
 
+    /// AWS's `scheduledJobRollouts`: the start times (`YYYY-MM-DDTHH:MM`, UTC) of the next
+    /// seven maintenance windows of a job that is still to roll out, from its start time or
+    /// now, whichever is later. Empty without windows, and once the job is canceled or done.
+    pub fn scheduled_job_rollouts(&self, job: &Job) -> Vec<String> {
+        if !matches!(job.status, JobStatus::Scheduled | JobStatus::InProgress) {
+            return Vec::new();
+        }
+        let config = job.config.scheduling_config.as_ref();
+        let when = schedule::stored(config);
+        let from = when.start.map_or(self.now(), |start| start.max(self.now()));
+        schedule::next_windows(config, from, 7)
+            .into_iter()
+            .filter(|t| when.end.is_none_or(|end| *t < end))
+            .map(schedule::format_time)
+            .collect()
+    }
+
     /// How many targeted things the rollout has not notified yet.
     pub async fn pending_targets(&self, job_id: &str) -> ServiceResult<i64> {
         Ok(self.inner.store.count_pending_things(job_id).await?)

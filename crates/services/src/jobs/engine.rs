@@ -4,7 +4,8 @@
 //! Each tick (at least once a second, and whenever a change wakes it) it starts SCHEDULED
 //! jobs whose start time came, applies a schedule's end (`endBehavior`), cancels jobs whose
 //! abort criteria are met, releases the next rollout batch (the rate is recomputed from the
-//! executions queued in the last minute), completes SNAPSHOT jobs whose executions are all
+//! executions queued in the last minute; with maintenance windows, only while one is open),
+//! completes SNAPSHOT jobs whose executions are all
 //! terminal, finishes interrupted deletions, and times out executions whose timers fired.
 //! Between ticks it follows registry changes: a thing joining a CONTINUOUS job's target group
 //! becomes a rollout target; leaving (or being deleted) makes its pending execution REMOVED.
@@ -175,8 +176,14 @@ impl Jobs {
 
     /// Releases as many of the job's not-yet-notified things as its rollout rate allows now
     /// (at most `cap`), in store batches, announcing each batch.
+    /// With maintenance windows, nothing is released while every window is closed: the
+    /// pending things wait (the job stays IN_PROGRESS) and the first tick inside the next
+    /// window resumes the rollout.
     pub(crate) async fn roll_out(&self, job: &Job, cap: Option<usize>) -> ServiceResult<()> {
         let now = self.now();
+        if !schedule::rollout_open(job.config.scheduling_config.as_ref(), now) {
+            return Ok(());
+        }
         let rate = rate_per_minute(
             job.config.job_executions_rollout_config.as_ref(),
             RolloutProgress {
