@@ -71,3 +71,52 @@ def test_two_nodes_share_one_external_store(cluster, tmp_path):
     with pytest.raises(Exception) as e:
         s2.delete_bucket(Bucket="fw")
     assert "BucketNotEmpty" in str(e.value)
+
+
+def test_job_document_source_in_the_external_store(cluster):
+    """CreateJob reads a `documentSource` object that lives in the external store (through
+    either node), presigns its placeholders for the node's own S3 endpoint, and refuses a
+    missing, oversized or non-JSON object without storing a job."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from jobs_helpers import jobs_data_client
+
+    store, (node1, node2) = cluster
+    node2.s3_client().create_bucket(Bucket="jobdocs")
+    doc = {"operation": "install", "url": "${aws:iot:s3-presigned-url:s3://jobdocs/app.bin}"}
+    node2.s3_client().put_object(Bucket="jobdocs", Key="jobs/install.json", Body=json.dumps(doc).encode())
+    node2.s3_client().put_object(Bucket="jobdocs", Key="app.bin", Body=b"firmware")
+    node2.s3_client().put_object(Bucket="jobdocs", Key="jobs/bad.json", Body=b"{not json")
+    node2.s3_client().put_object(Bucket="jobdocs", Key="jobs/big.json",
+                                 Body=json.dumps({"pad": "x" * 40_000}).encode())
+    # The bytes are in the external store, not in either node's data directory.
+    assert store.s3_client().list_objects_v2(Bucket="drover-artifacts", Prefix="prod/")["KeyCount"] >= 4
+
+    iot, data = node1.iot, jobs_data_client(node1)
+    iot.create_thing(thingName="ext-1")
+    target = [node1.arn("thing", "ext-1")]
+    for source in ("s3://jobdocs/jobs/install.json",
+                   f"https://s3.{node1.region}.amazonaws.com/jobdocs/jobs/install.json",
+                   f"{node1.s3_endpoint}/jobdocs/jobs/install.json"):
+        job_id = f"ext-{abs(hash(source)) % 10**8}"
+        iot.create_job(jobId=job_id, targets=target, documentSource=source)
+        assert iot.describe_job(jobId=job_id)["documentSource"] == source
+        assert json.loads(iot.get_job_document(jobId=job_id)["document"]) == doc
+        # The device receives the document with the placeholder presigned for node 1's S3 API.
+        execution = data.describe_job_execution(jobId=job_id, thingName="ext-1", includeJobDocument=True)["execution"]
+        presigned = json.loads(execution["jobDocument"])["url"]
+        assert presigned.startswith(node1.s3_endpoint), presigned
+        r = requests.get(presigned, verify=node1.ca, timeout=30)
+        assert r.status_code == 200 and r.content == b"firmware"
+
+    for key in ("jobs/missing.json", "jobs/bad.json", "jobs/big.json"):
+        job_id = "ext-bad-" + key.split("/")[1].split(".")[0]
+        with pytest.raises(ClientError) as e:
+            iot.create_job(jobId=job_id, targets=target, documentSource=f"s3://jobdocs/{key}")
+        assert e.value.response["Error"]["Code"] in ("InvalidRequestException", "ResourceNotFoundException"), key
+        with pytest.raises(ClientError) as e:
+            iot.describe_job(jobId=job_id)
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert iot.list_job_executions_for_thing(thingName="ext-1")["executionSummaries"] != []

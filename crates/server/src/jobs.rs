@@ -1,6 +1,7 @@
 //! Wiring between the jobs service and the rest of the server: presigning job documents with
 //! the artifact store's key, and reading a CreateJob `documentSource` from the artifact store
-//! or, for any other http(s) URL, with a GET. No job rules live here.
+//! (the data directory's, or the external one `--artifacts-url` names) or, for any other
+//! http(s) URL, with a GET. No job rules live here.
 
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
@@ -150,10 +151,27 @@ impl DocumentFetcher for ArtifactDocumentFetcher {
                 })
                 .await
                 .map_err(|e| format!("reading the object failed: {e}"))?,
-                _ => Err(
-                    "documentSource objects in an external artifact store are not supported"
-                        .to_string(),
-                ),
+                // `--artifacts-url`: the object lives in the external store; its size was
+                // checked above, so reading it whole is bounded.
+                ObjectBody::Remote { storage, bucket } => {
+                    use futures_util::StreamExt;
+                    let mut stream = storage
+                        .read(&bucket, &location.key, 0, opened.meta.size)
+                        .await
+                        .map_err(|e| format!("reading the object failed: {e}"))?;
+                    let mut body = Vec::with_capacity(opened.meta.size as usize);
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| format!("reading the object failed: {e}"))?;
+                        body.extend_from_slice(&chunk);
+                        if body.len() > MAX_DOCUMENT_BYTES {
+                            return Err(format!(
+                                "a job document may have at most {MAX_DOCUMENT_BYTES} bytes"
+                            ));
+                        }
+                    }
+                    String::from_utf8(body)
+                        .map_err(|_| "the document is not UTF-8 text".to_string())
+                }
             }
         })
     }
