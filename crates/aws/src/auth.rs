@@ -65,7 +65,8 @@ pub struct Caller {
 
 const JOBS_DATA: &str = "iot-jobs-data";
 
-/// Axum middleware: verifies SigV4 and attaches a [`Caller`], or answers with the AWS error.
+/// Axum middleware: verifies SigV4 (or, on the jobs data plane, a device's client certificate)
+/// and attaches a [`Caller`], or answers with the AWS error.
 pub async fn require_sigv4(
     State(auth): State<AuthState>,
     request: Request,
@@ -84,13 +85,13 @@ pub async fn require_sigv4(
         }
     };
     let outcome = match authenticate(&auth, &parts, &body).await {
-        Err(e) if e.name == "MissingAuthenticationTokenException" => {
-            match parts.extensions.get::<ClientCertificate>() {
-                Some(certificate) => authenticate_device(&auth, &parts, certificate).await,
-                None => Err(e),
-            }
-        }
-        other => other,
+        Ok(Some(caller)) => Ok(caller),
+        // No signature at all: a device's client certificate may stand in (jobs data plane).
+        Ok(None) => match parts.extensions.get::<ClientCertificate>() {
+            Some(certificate) => authenticate_device(&auth, &parts, certificate).await,
+            None => Err(SigV4Error::Missing.into()),
+        },
+        Err(e) => Err(e),
     };
     match outcome {
         Ok(caller) => {
@@ -105,11 +106,12 @@ pub async fn require_sigv4(
     }
 }
 
+/// The SigV4 caller; `None` when the request carries no signature at all.
 async fn authenticate(
     auth: &AuthState,
     parts: &axum::http::request::Parts,
     body: &Bytes,
-) -> Result<Caller, ApiError> {
+) -> Result<Option<Caller>, ApiError> {
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -130,7 +132,11 @@ async fn authenticate(
         headers: &headers,
         body,
     };
-    let credential = sigv4::parse(&request)?;
+    let credential = match sigv4::parse(&request) {
+        Ok(credential) => credential,
+        Err(SigV4Error::Missing) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     if !auth.services.iter().any(|s| *s == credential.service) {
         return Err(SigV4Error::WrongService(auth.services.join("' or '")).into());
     }
@@ -148,10 +154,10 @@ async fn authenticate(
         time::OffsetDateTime::now_utc(),
         true,
     )?;
-    Ok(Caller {
+    Ok(Some(Caller {
         principal: Principal::AccessKey(credential.access_key_id),
         service: credential.service,
-    })
+    }))
 }
 
 /// The jobs data-plane operation a device request names, by method and path shape
@@ -229,4 +235,56 @@ async fn authenticate_device(
         principal: Principal::Certificate(credentials.certificate_id),
         service: JOBS_DATA.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: Method, path: &str) -> Option<(String, &'static str)> {
+        device_operation(&method, path).map(|(thing, request)| (thing, request.action()))
+    }
+
+    #[test]
+    fn only_the_four_jobs_data_plane_operations_are_device_operations() {
+        let thing = |t: &str, a| Some((t.to_string(), a));
+        assert_eq!(
+            op(Method::GET, "/things/t1/jobs"),
+            thing("t1", "iotjobsdata:GetPendingJobExecutions")
+        );
+        assert_eq!(
+            op(Method::GET, "/things/t1/jobs/j1"),
+            thing("t1", "iotjobsdata:DescribeJobExecution")
+        );
+        assert_eq!(
+            op(Method::GET, "/things/t1/jobs/$next"),
+            thing("t1", "iotjobsdata:DescribeJobExecution")
+        );
+        assert_eq!(
+            op(Method::POST, "/things/t1/jobs/j1"),
+            thing("t1", "iotjobsdata:UpdateJobExecution")
+        );
+        // SDKs percent-encode `$`; thing names are decoded as the router decodes them.
+        for next in ["/things/a%3Ab/jobs/$next", "/things/a%3Ab/jobs/%24next"] {
+            assert_eq!(
+                op(Method::PUT, next),
+                thing("a:b", "iotjobsdata:StartNextPendingJobExecution")
+            );
+        }
+        for (method, path) in [
+            (Method::PUT, "/things/t1/jobs/j1"),
+            (Method::DELETE, "/things/t1/jobs/j1"),
+            (Method::POST, "/things/t1/jobs"),
+            (Method::PUT, "/things/t1/jobs/j1/cancel"),
+            (Method::DELETE, "/things/t1/jobs/j1/executionNumber/1"),
+            (Method::GET, "/things/t1"),
+            (Method::GET, "/things"),
+            (Method::PUT, "/jobs/j1"),
+            (Method::GET, "/jobs/j1/things"),
+            (Method::GET, "things/t1/jobs"),
+            (Method::GET, "/things/%FF/jobs"),
+        ] {
+            assert_eq!(op(method.clone(), path), None, "{method} {path}");
+        }
+    }
 }
