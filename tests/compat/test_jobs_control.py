@@ -688,3 +688,22 @@ def test_maintenance_windows_need_valid_aws_cron_and_describe_the_next_rollouts(
     assert rollouts[0] >= start and rollouts[0] - start < datetime.timedelta(days=7)
     assert all(b - a == datetime.timedelta(days=7) for a, b in zip(rollouts, rollouts[1:]))
     assert drover.iot.list_job_executions_for_thing(thingName=thing).get("executionSummaries", []) == []
+
+
+def test_a_closed_maintenance_window_holds_the_rollout_an_open_one_lets_it_run(drover):
+    # CreateJob releases a small job's executions at once, so a job created outside every
+    # window showing none proves the gate without waiting on a clock.
+    closed_thing, open_thing = things(drover, 2)
+    closed = create_job(drover.iot, arns(drover, [closed_thing]), DOC, schedulingConfig={
+        "maintenanceWindows": [{"startTime": "cron(0 0 1 1 ? 2199)", "durationInMinutes": 1}]})
+    always = create_job(drover.iot, arns(drover, [open_thing]), DOC, schedulingConfig={
+        "maintenanceWindows": [{"startTime": "cron(* * * * ? *)", "durationInMinutes": 1}]})
+    eventually(lambda: executions_for_job(drover.iot, always))
+    assert executions_for_job(drover.iot, always)[0]["jobExecutionSummary"]["status"] == "QUEUED"
+
+    held = job(drover.iot, closed)
+    assert held["status"] == "IN_PROGRESS"
+    assert held["jobProcessDetails"]["numberOfQueuedThings"] == 0
+    assert held["scheduledJobRollouts"][0] == {"startTime": "2199-01-01T00:00"}
+    assert executions_for_job(drover.iot, closed) == []
+    assert drover.iot.list_job_executions_for_thing(thingName=closed_thing).get("executionSummaries", []) == []
