@@ -1620,22 +1620,25 @@ async fn job_executions(store: &dyn Store) {
         Timestamp(10_000),
     )
     .unwrap();
+    let refused = store.update_execution(&started, 2).await.unwrap();
+    assert_eq!(refused.outcome, CasOutcome::VersionMismatch);
+    assert!(refused.pending.is_empty());
+    // A written change answers with the thing's pending executions as they are after it.
+    let written = store.update_execution(&started, 1).await.unwrap();
+    assert_eq!(written.outcome, CasOutcome::Done);
     assert_eq!(
-        store.update_execution(&started, 2).await.unwrap(),
-        CasOutcome::VersionMismatch
+        written.pending,
+        store.pending_executions(&["t0".to_string()]).await.unwrap()
     );
+    assert!(written.pending.contains(&started));
     assert_eq!(
-        store.update_execution(&started, 1).await.unwrap(),
-        CasOutcome::Done
-    );
-    assert_eq!(
-        store.update_execution(&started, 1).await.unwrap(),
+        store.update_execution(&started, 1).await.unwrap().outcome,
         CasOutcome::VersionMismatch
     );
     let mut ghost = started.clone();
     ghost.thing_name = "nobody".into();
     assert_eq!(
-        store.update_execution(&ghost, 1).await.unwrap(),
+        store.update_execution(&ghost, 1).await.unwrap().outcome,
         CasOutcome::NotFound
     );
     assert_eq!(

@@ -19,6 +19,14 @@ use crate::{CasOutcome, Page, PageRequest, StoreResult};
 /// answered promptly.
 pub const EXECUTION_BATCH: usize = 2_000;
 
+/// What [`JobStore::update_execution`] did: the compare-and-swap outcome and, when it wrote,
+/// the thing's pending executions after the write (empty otherwise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionWrite {
+    pub outcome: CasOutcome,
+    pub pending: Vec<JobExecution>,
+}
+
 /// ListJobs filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
@@ -83,12 +91,15 @@ pub trait JobStore: Send + Sync + 'static {
         thing: &str,
         number: Option<i64>,
     ) -> StoreResult<Option<JobExecution>>;
-    /// Replaces an execution if its stored `versionNumber` is `expected_version`.
+    /// Replaces an execution if its stored `versionNumber` is `expected_version`. A written
+    /// change also answers with the thing's pending executions (QUEUED and IN_PROGRESS, any
+    /// order) as the same transaction sees them: the notifications a change causes depend on
+    /// them, and reading them here saves every device update a second round trip.
     async fn update_execution(
         &self,
         execution: &JobExecution,
         expected_version: i64,
-    ) -> StoreResult<CasOutcome>;
+    ) -> StoreResult<ExecutionWrite>;
     /// Several compare-and-swap replacements in one transaction; one outcome per input.
     async fn update_executions(
         &self,

@@ -23,7 +23,7 @@ use drover_core::registry::{Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 
 pub use devices::*;
-pub use jobs::{EXECUTION_BATCH, ExecutionFilter, JobFilter, JobStore};
+pub use jobs::{EXECUTION_BATCH, ExecutionFilter, ExecutionWrite, JobFilter, JobStore};
 pub use postgres::PostgresStore;
 pub use rules::{RuleStore, TopicRuleFilter, TopicRuleRecord};
 pub use sessions::{MqttQueuedMessage, MqttSessionRecord, RetainedMessage, SessionStore};

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use drover_core::arn::ArnScope;
+use drover_core::jobs::pending::sorted;
 use drover_core::jobs::{ExecutionStatus, Job, JobExecution};
 use drover_core::time::Timestamp;
 use drover_store::{CasOutcome, SharedStore};
@@ -250,12 +251,12 @@ impl Jobs {
         before: &JobExecution,
         after: &JobExecution,
     ) -> ServiceResult<bool> {
-        match self
+        let written = self
             .inner
             .store
             .update_execution(after, before.version_number)
-            .await?
-        {
+            .await?;
+        match written.outcome {
             CasOutcome::Done => {}
             CasOutcome::VersionMismatch => return Ok(false),
             CasOutcome::NotFound => {
@@ -265,23 +266,15 @@ impl Jobs {
                 )));
             }
         }
-        self.after_change(Some(before), after).await?;
-        Ok(true)
-    }
-
-    /// Everything a stored execution change causes.
-    async fn after_change(
-        &self,
-        before: Option<&JobExecution>,
-        after: &JobExecution,
-    ) -> ServiceResult<()> {
-        self.announce(&after.thing_name, before, after).await?;
-        if before.map(|b| b.status) != Some(after.status) && after.status.is_terminal() {
+        let pending = sorted(written.pending);
+        self.announce_with(&after.thing_name, &pending, Some(before), after)
+            .await?;
+        if before.status != after.status && after.status.is_terminal() {
             self.execution_event(after).await;
             self.maybe_retry(after).await?;
         }
         self.touch(&after.job_id);
-        Ok(())
+        Ok(true)
     }
 
     async fn maybe_retry(&self, ended: &JobExecution) -> ServiceResult<()> {

@@ -91,7 +91,7 @@ impl Jobs {
         self.announce_with(thing, &pending, before, after).await
     }
 
-    async fn announce_with(
+    pub(crate) async fn announce_with(
         &self,
         thing: &str,
         pending: &[JobExecution],

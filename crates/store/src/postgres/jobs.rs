@@ -112,6 +112,23 @@ async fn rows<C: GenericClient, T>(
         .collect()
 }
 
+/// The things' QUEUED and IN_PROGRESS executions.
+async fn pending_of<C: GenericClient>(
+    client: &C,
+    things: &[String],
+) -> StoreResult<Vec<JobExecution>> {
+    rows(
+        client,
+        &format!(
+            "SELECT {EXECUTION_COLUMNS} FROM job_executions
+             WHERE thing_name = ANY($1) AND status IN ('QUEUED', 'IN_PROGRESS')"
+        ),
+        &[&things],
+        execution_from_row,
+    )
+    .await
+}
+
 async fn bump<C: GenericClient>(
     client: &C,
     job_id: &str,
@@ -604,12 +621,17 @@ impl JobStore for PostgresStore {
         &self,
         execution: &JobExecution,
         expected_version: i64,
-    ) -> StoreResult<CasOutcome> {
+    ) -> StoreResult<ExecutionWrite> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let outcome = update_one(&tx, execution, expected_version).await?;
+        let pending = if outcome == CasOutcome::Done {
+            pending_of(&tx, std::slice::from_ref(&execution.thing_name)).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await.map_err(backend)?;
-        Ok(outcome)
+        Ok(ExecutionWrite { outcome, pending })
     }
 
     async fn update_executions(
@@ -679,16 +701,7 @@ impl JobStore for PostgresStore {
 
     async fn pending_executions(&self, things: &[String]) -> StoreResult<Vec<JobExecution>> {
         let client = self.client().await?;
-        rows(
-            &client,
-            &format!(
-                "SELECT {EXECUTION_COLUMNS} FROM job_executions
-                 WHERE thing_name = ANY($1) AND status IN ('QUEUED', 'IN_PROGRESS')"
-            ),
-            &[&things],
-            execution_from_row,
-        )
-        .await
+        pending_of(&client, things).await
     }
 
     async fn executions_in_status(

@@ -225,6 +225,29 @@ fn update_one(conn: &Connection, e: &JobExecution, expected: i64) -> StoreResult
     Ok(CasOutcome::Done)
 }
 
+/// The things' QUEUED and IN_PROGRESS executions.
+fn pending_of(conn: &Connection, things: &[String]) -> StoreResult<Vec<JobExecution>> {
+    let mut out = Vec::new();
+    for chunk in things.chunks(IN_CHUNK) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM job_executions
+                 WHERE thing_name IN ({marks}) AND status IN ('QUEUED', 'IN_PROGRESS')"
+            ))
+            .map_err(backend)?;
+        out.extend(collect(
+            &mut stmt,
+            params_from_iter(chunk),
+            execution_from_row,
+        )?);
+    }
+    Ok(out)
+}
+
 fn page_args(page: &PageRequest) -> usize {
     page.limit + 1
 }
@@ -622,10 +645,18 @@ impl JobStore for SqliteStore {
         &self,
         execution: &JobExecution,
         expected_version: i64,
-    ) -> StoreResult<CasOutcome> {
+    ) -> StoreResult<ExecutionWrite> {
         let e = execution.clone();
-        self.write(move |conn| update_one(conn, &e, expected_version))
-            .await
+        self.write(move |conn| {
+            let outcome = update_one(conn, &e, expected_version)?;
+            let pending = if outcome == CasOutcome::Done {
+                pending_of(conn, std::slice::from_ref(&e.thing_name))?
+            } else {
+                Vec::new()
+            };
+            Ok(ExecutionWrite { outcome, pending })
+        })
+        .await
     }
 
     async fn update_executions(
@@ -715,28 +746,7 @@ impl JobStore for SqliteStore {
 
     async fn pending_executions(&self, things: &[String]) -> StoreResult<Vec<JobExecution>> {
         let things = things.to_vec();
-        self.read(move |conn| {
-            let mut out = Vec::new();
-            for chunk in things.chunks(IN_CHUNK) {
-                let marks = (1..=chunk.len())
-                    .map(|i| format!("?{i}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let mut stmt = conn
-                    .prepare_cached(&format!(
-                        "SELECT {EXECUTION_COLUMNS} FROM job_executions
-                         WHERE thing_name IN ({marks}) AND status IN ('QUEUED', 'IN_PROGRESS')"
-                    ))
-                    .map_err(backend)?;
-                out.extend(collect(
-                    &mut stmt,
-                    params_from_iter(chunk),
-                    execution_from_row,
-                )?);
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |conn| pending_of(conn, &things)).await
     }
 
     async fn executions_in_status(

@@ -25,6 +25,21 @@ use crate::{StoreError, StoreResult};
 /// At most this many writes share one commit; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
 
+/// At most this many reads run at once. Without a bound, a burst of concurrent requests
+/// (thousands of devices updating their jobs) would each take a blocking thread and open a
+/// connection of its own: hundreds of threads contending for two cores, each connection with
+/// its own page cache. A handful of connections keep the cores busy; the rest wait their turn.
+const MAX_CONCURRENT_READS: usize = 8;
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The WAL size (in pages) at which the writer checkpoints by itself: a backstop only.
+/// SQLite's default (1,000 pages) would make the writer stop every few batches of scattered
+/// updates (each touching a page in several b-trees) to copy pages and fsync the database
+/// file, time during which no write is committed.
+const WRITER_CHECKPOINT_PAGES: i64 = 65_536;
+
 type Finisher = Box<dyn FnOnce(Result<(), String>) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
 
@@ -33,6 +48,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: std::sync::mpsc::Sender<WriteJob>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    read_slots: Arc<tokio::sync::Semaphore>,
+    /// Dropped with the store, which stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 impl SqliteStore {
@@ -40,15 +58,27 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
+        // The checkpointer thread moves the WAL into the database file; the writer only
+        // checkpoints by itself if the WAL grows far past what the checkpointer leaves.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(backend)?;
         let (writer, jobs) = std::sync::mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("drover-sqlite-writer".into())
             .spawn(move || writer_loop(conn, jobs))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        let checkpoint_conn = open_connection(path)?;
+        let (checkpointer, stop) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("drover-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, stop))
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
             writer,
             readers: Arc::default(),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -83,9 +113,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite reader pool is closed".into()))?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = readers
                 .lock()
                 .expect("reader pool lock is never poisoned")
@@ -118,10 +155,14 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
          PRAGMA foreign_keys=ON;
          PRAGMA busy_timeout=10000;
          PRAGMA temp_store=MEMORY;
+         PRAGMA journal_size_limit=67108864;
          PRAGMA cache_size=-65536;
          PRAGMA mmap_size=1073741824;",
     )
     .map_err(backend)?;
+    // rusqlite keeps 16 prepared statements by default; drover's writer and readers run far
+    // more distinct ones, and re-preparing a statement costs more than running it.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -129,14 +170,18 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job").map_err(backend)?;
-    let result = f(conn);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
+    // Prepared once per connection: the writer runs these around every write.
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(backend)
     };
-    conn.execute_batch(end).map_err(backend)?;
+    run("SAVEPOINT job")?;
+    let result = f(conn);
+    if result.is_err() {
+        run("ROLLBACK TO job")?;
+    }
+    run("RELEASE job")?;
     result
 }
 
@@ -167,6 +212,19 @@ fn writer_loop(conn: Connection, jobs: std::sync::mpsc::Receiver<WriteJob>) {
         }
         for finish in finishers {
             finish(committed.clone());
+        }
+    }
+}
+
+/// Checkpoints the WAL in the background (PASSIVE: never waits for readers or the writer,
+/// which keeps committing meanwhile) until the store is dropped. Durability does not depend
+/// on it: commits are durable once the WAL is fsync'd.
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_INTERVAL)
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background WAL checkpoint failed");
         }
     }
 }
