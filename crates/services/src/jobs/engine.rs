@@ -180,6 +180,7 @@ impl Jobs {
     /// pending things wait (the job stays IN_PROGRESS) and the first tick inside the next
     /// window resumes the rollout.
     pub(crate) async fn roll_out(&self, job: &Job, cap: Option<usize>) -> ServiceResult<()> {
+        let _counting = self.inner.rollout.lock().await;
         let now = self.now();
         if !schedule::rollout_open(job.config.scheduling_config.as_ref(), now) {
             return Ok(());
