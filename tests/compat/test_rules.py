@@ -3,14 +3,22 @@ refused with its position and nothing stored, a republish rule observed by a dev
 action to a local webhook (python's http.server), an http action to a dead endpoint retrying
 and then running the errorAction, drover's thing-attributes action moving a thing out of a
 dynamic group, and the version-targeted update use case end to end (skipped while the jobs API
-is absent)."""
+is absent).
+
+Topic rule destinations: every operation with boto3 (and awscli), AWS's confirmation message
+as the webhook receives it, its enableUrl visited unsigned with requests (verifying drover's
+CA), every bad input refused with nothing changed, and delivery gated by the destination's
+status (an unconfirmed or disabled destination runs the errorAction instead)."""
 
 import json
 import threading
 import time
+import uuid
+from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from conftest import error_code
@@ -32,10 +40,13 @@ def rule_payload(sql, actions, error_action=None, disabled=False):
 
 class Webhook:
     """A local HTTP endpoint (python's http.server) that records each POST and answers with
-    `status`; `on_post` may act on the body (e.g. update the thing with boto3)."""
+    `status`; `on_post` may act on the body (e.g. update the thing with boto3). Topic rule
+    destination confirmations (AWS's `x-amz-rules-engine-message-type: DestinationConfirmation`)
+    are recorded apart, in `confirmations`, and answered with `confirm_status`."""
 
-    def __init__(self, status=200, on_post=None):
+    def __init__(self, status=200, on_post=None, confirm_status=200):
         self.requests = []
+        self.confirmations = []
         self.lock = threading.Lock()
         hook = self
 
@@ -43,6 +54,13 @@ class Webhook:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
+                if self.headers.get("x-amz-rules-engine-message-type") == "DestinationConfirmation":
+                    with hook.lock:
+                        hook.confirmations.append((self.path, dict(self.headers), json.loads(body)))
+                    self.send_response(confirm_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with hook.lock:
                     hook.requests.append((self.path, dict(self.headers), body))
                 if on_post:
@@ -55,16 +73,49 @@ class Webhook:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        # A path of its own: a destination left over from an earlier test on a reused port
+        # must not cover this endpoint.
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{uuid.uuid4().hex}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def received(self):
         with self.lock:
             return list(self.requests)
 
+    def confirmation_messages(self):
+        with self.lock:
+            return [message for _, _, message in self.confirmations]
+
+    @property
+    def base(self):
+        return self.url[: -len("hook")]
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def destination(iot, arn):
+    return iot.get_topic_rule_destination(arn=arn)["topicRuleDestination"]
+
+
+def visit_enable_url(drover, message):
+    """What the endpoint's owner does with a confirmation: a plain GET of its enableUrl, with no
+    AWS credentials (requests, verifying drover's CA)."""
+    assert message["enableUrl"] == f"{drover.endpoint}/confirmdestination/{message['confirmationToken']}"
+    return requests.get(message["enableUrl"], verify=drover.ca, timeout=30)
+
+
+def confirm_and_enable(drover, iot, hook, count=1):
+    """Waits for the `count`th confirmation `hook` receives, visits its enableUrl (which leaves
+    the destination DISABLED, as on AWS) and enables the destination; returns its ARN."""
+    message = eventually(lambda: len(hook.confirmation_messages()) >= count and hook.confirmation_messages()[count - 1])
+    response = visit_enable_url(drover, message)
+    assert response.status_code == 200, response.text
+    assert destination(iot, message["arn"])["status"] == "DISABLED"
+    iot.update_topic_rule_destination(arn=message["arn"], status="ENABLED")
+    assert destination(iot, message["arn"])["status"] == "ENABLED"
+    return message["arn"]
 
 
 def connected_device(drover, tmp_path, policy=OBSERVER_POLICY):
@@ -200,10 +251,13 @@ def test_http_action_posts_to_a_local_webhook(drover, iot, tmp_path):
         iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload(
             "SELECT *, topic(2) AS thing FROM 'devices/+/events'",
             [{"http": {"url": hook.url, "headers": [{"key": "x-thing", "value": "${topic(2)}"}]}}]))
+        # The rule created the URL's destination (as AWS does); it delivers once confirmed.
+        arn = confirm_and_enable(drover, iot, hook)
+        assert destination(iot, arn)["httpUrlProperties"]["confirmationUrl"] == hook.url
         client.publish(f"devices/{device.thing}/events", json.dumps({"door": "open"}))
         requests = eventually(hook.received)
         path, headers, body = requests[0]
-        assert path == "/hook"
+        assert path == urlparse(hook.url).path
         assert headers["x-thing"] == device.thing
         assert headers["content-type"] == "application/json"
         assert json.loads(body) == {"door": "open", "thing": device.thing}
@@ -217,15 +271,17 @@ def test_http_action_retries_then_runs_the_error_action(drover, iot, tmp_path):
     client.subscribe(f"devices/{device.thing}/errors")
     failing = Webhook(status=503)
     try:
-        # A dead endpoint: nothing listens on the port.
+        # A dead endpoint: its destination was confirmed, then nothing listens on the port.
         dead = Webhook()
-        dead_url = dead.url
-        dead.close()
-        for url, label in [(dead_url, "dead"), (failing.url, "503")]:
+        for hook, label in [(dead, "dead"), (failing, "503")]:
+            url = hook.url
             name = drover.name(f"retry{label}").replace("-", "_")
             iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload(
                 f"SELECT * FROM 'devices/+/{label}'", [{"http": {"url": url}}],
                 error_action=republish("devices/${topic(2)}/errors")))
+            confirm_and_enable(drover, iot, hook)
+            if hook is dead:
+                dead.close()
             client.publish(f"devices/{device.thing}/{label}", json.dumps({"n": 1}))
             report = json.loads(client.next_message(timeout=30).payload)
             assert report["ruleName"] == name
@@ -268,6 +324,246 @@ def test_thing_attributes_action_moves_a_thing_out_of_its_dynamic_group(drover, 
     eventually(lambda: device.thing not in members(iot, group))
     assert iot.describe_thing(thingName=device.thing)["attributes"]["app_version"] == "2.0"
     client.close()
+
+
+# -- topic rule destinations ---------------------------------------------------------------------
+
+DESTINATION_ARN = r"arn:aws:iot:us-east-1:\d{12}:ruledestination/http/[0-9a-f-]{36}"
+
+
+def all_destinations(iot):
+    pages = iot.get_paginator("list_topic_rule_destinations").paginate()
+    return [d for page in pages for d in page["destinationSummaries"]]
+
+
+def destination_arns(iot):
+    # ARNs only: other tests' destinations change status in the background.
+    return {d["arn"] for d in all_destinations(iot)}
+
+
+def test_destination_operations_and_the_confirmation_message(drover, iot):
+    import re
+    hook = Webhook()
+    try:
+        created = iot.create_topic_rule_destination(
+            destinationConfiguration={"httpUrlConfiguration": {"confirmationUrl": hook.base}})["topicRuleDestination"]
+        arn = created["arn"]
+        assert re.fullmatch(DESTINATION_ARN.replace("us-east-1", drover.region), arn), arn
+        assert created["status"] == "IN_PROGRESS"
+        assert created["httpUrlProperties"] == {"confirmationUrl": hook.base}
+        assert created["createdAt"] == created["lastUpdatedAt"]
+
+        # AWS's confirmation: POST {confirmationUrl}?confirmationToken=…, its headers and body.
+        eventually(hook.confirmation_messages)
+        path, headers, message = hook.confirmations[0]
+        token = message["confirmationToken"]
+        assert message == {"arn": arn, "confirmationToken": token, "messageType": "DestinationConfirmation",
+                           "enableUrl": f"{drover.endpoint}/confirmdestination/{token}"}
+        assert urlparse(path).path == urlparse(hook.base).path
+        assert parse_qs(urlparse(path).query) == {"confirmationToken": [token]}
+        assert headers["x-amz-rules-engine-destination-arn"] == arn
+        assert headers["content-type"] == "application/json"
+        assert len(token) >= 32
+
+        got = destination(iot, arn)
+        assert got["status"] == "IN_PROGRESS" and "statusReason" not in got
+        listed = [d for d in all_destinations(iot) if d["arn"] == arn]
+        assert listed[0]["httpUrlSummary"] == {"confirmationUrl": hook.base}
+        assert listed[0]["status"] == "IN_PROGRESS"
+        assert drover.aws("get-topic-rule-destination", "--arn", arn).json["topicRuleDestination"]["arn"] == arn
+
+        # The enableUrl, visited without AWS credentials, confirms: DISABLED until enabled.
+        assert visit_enable_url(drover, message).status_code == 200
+        assert destination(iot, arn)["status"] == "DISABLED"
+        iot.update_topic_rule_destination(arn=arn, status="ENABLED")
+        assert destination(iot, arn)["status"] == "ENABLED"
+        iot.update_topic_rule_destination(arn=arn, status="DISABLED")
+        assert destination(iot, arn)["status"] == "DISABLED"
+        drover.aws("update-topic-rule-destination", "--arn", arn, "--status", "ENABLED")
+        assert destination(iot, arn)["status"] == "ENABLED"
+
+        # IN_PROGRESS sends a new confirmation with a new token; the old one no longer works,
+        # the new one does (here through boto3's signed ConfirmTopicRuleDestination).
+        iot.update_topic_rule_destination(arn=arn, status="IN_PROGRESS")
+        assert destination(iot, arn)["status"] == "IN_PROGRESS"
+        second = eventually(lambda: len(hook.confirmation_messages()) == 2 and hook.confirmation_messages()[1])
+        assert second["confirmationToken"] != token
+        with pytest.raises(ClientError) as e:
+            iot.confirm_topic_rule_destination(confirmationToken=token)
+        assert error_code(e)[:2] == (400, "InvalidRequestException")
+        assert destination(iot, arn)["status"] == "IN_PROGRESS"
+        iot.confirm_topic_rule_destination(confirmationToken=second["confirmationToken"])
+        assert destination(iot, arn)["status"] == "DISABLED"
+        # Used once: a second visit is refused.
+        response = visit_enable_url(drover, second)
+        assert response.status_code == 400
+
+        iot.delete_topic_rule_destination(arn=arn)
+        assert arn not in [d["arn"] for d in all_destinations(iot)]
+        for call in [lambda: iot.get_topic_rule_destination(arn=arn),
+                     lambda: iot.delete_topic_rule_destination(arn=arn),
+                     lambda: iot.update_topic_rule_destination(arn=arn, status="ENABLED")]:
+            with pytest.raises(ClientError) as e:
+                call()
+            assert error_code(e)[:2] == (400, "InvalidRequestException")
+    finally:
+        hook.close()
+
+
+def test_destination_pagination(drover, iot):
+    base = f"https://pages.example/{uuid.uuid4().hex}"
+    arns = [iot.create_topic_rule_destination(destinationConfiguration={
+        "httpUrlConfiguration": {"confirmationUrl": f"{base}/{i}"}})["topicRuleDestination"]["arn"]
+        for i in range(3)]
+    seen = []
+    for page in iot.get_paginator("list_topic_rule_destinations").paginate(PaginationConfig={"PageSize": 2}):
+        assert len(page["destinationSummaries"]) <= 2
+        seen += [d["arn"] for d in page["destinationSummaries"]]
+    assert seen == sorted(seen) and set(arns) <= set(seen)
+    with pytest.raises(ClientError) as e:
+        drover.iot_raw.list_topic_rule_destinations(maxResults=1001)
+    assert error_code(e)[1] == "InvalidRequestException"
+    for arn in arns:
+        iot.delete_topic_rule_destination(arn=arn)
+
+
+def test_destination_bad_input_is_refused_and_nothing_changes(drover, iot):
+    before = destination_arns(iot)
+    long_url = "https://long.example/" + "x" * 2000
+    for configuration in [
+        {"httpUrlConfiguration": {"confirmationUrl": "not a url"}},
+        {"httpUrlConfiguration": {"confirmationUrl": "ftp://files.example/x"}},
+        {"httpUrlConfiguration": {"confirmationUrl": long_url}},
+        {"httpUrlConfiguration": {"confirmationUrl": ""}},
+        {"vpcConfiguration": {"subnetIds": ["subnet-1"], "vpcId": "vpc-1", "roleArn": ROLE}},
+        {},
+    ]:
+        with pytest.raises(ClientError) as e:
+            drover.iot_raw.create_topic_rule_destination(destinationConfiguration=configuration)
+        status, code, message = error_code(e)
+        assert (status, code) == (400, "InvalidRequestException"), configuration
+        if "vpcConfiguration" in configuration:
+            assert "VPC" in message
+    assert destination_arns(iot) == before
+
+    url = f"https://dup.example/{uuid.uuid4().hex}/"
+    arn = iot.create_topic_rule_destination(
+        destinationConfiguration={"httpUrlConfiguration": {"confirmationUrl": url}})["topicRuleDestination"]["arn"]
+    with pytest.raises(ClientError) as e:
+        iot.create_topic_rule_destination(destinationConfiguration={"httpUrlConfiguration": {"confirmationUrl": url}})
+    assert error_code(e)[:2] == (409, "ResourceAlreadyExistsException")
+    assert destination_arns(iot) == before | {arn}
+
+    # Unconfirmed (its confirmation cannot be delivered: nothing serves that host): it cannot be
+    # enabled or disabled, and ERROR and unknown statuses are not settable.
+    for status in ["ENABLED", "DISABLED", "ERROR", "DELETING"]:
+        with pytest.raises(ClientError) as e:
+            drover.iot_raw.update_topic_rule_destination(arn=arn, status=status)
+        assert error_code(e)[:2] == (400, "InvalidRequestException"), status
+    assert destination(iot, arn)["status"] in ("IN_PROGRESS", "ERROR")
+
+    # Unknown ARNs and tokens; an unsigned request anywhere but the enableUrl is refused.
+    ghost = arn[:-36] + str(uuid.uuid4())
+    with pytest.raises(ClientError) as e:
+        iot.get_topic_rule_destination(arn=ghost)
+    assert error_code(e)[:2] == (400, "InvalidRequestException")
+    with pytest.raises(ClientError) as e:
+        iot.confirm_topic_rule_destination(confirmationToken="not-a-token")
+    assert error_code(e)[:2] == (400, "InvalidRequestException")
+    assert requests.get(f"{drover.endpoint}/confirmdestination/not-a-token", verify=drover.ca,
+                        timeout=30).status_code == 400
+    assert requests.get(f"{drover.endpoint}/destinations", verify=drover.ca, timeout=30).status_code == 403
+    assert requests.post(f"{drover.endpoint}/confirmdestination/not-a-token", verify=drover.ca,
+                         timeout=30).status_code == 403
+    iot.delete_topic_rule_destination(arn=arn)
+    assert destination_arns(iot) == before
+
+
+def test_failed_confirmation_sets_error_with_a_reason(drover, iot):
+    hook = Webhook(confirm_status=500)
+    try:
+        arn = iot.create_topic_rule_destination(destinationConfiguration={
+            "httpUrlConfiguration": {"confirmationUrl": hook.base}})["topicRuleDestination"]["arn"]
+        failed = eventually(lambda: destination(iot, arn)["status"] == "ERROR" and destination(iot, arn))
+        assert "500" in failed["statusReason"], failed
+    finally:
+        hook.close()
+    # A new confirmation from ERROR, to an endpoint that is gone now.
+    iot.update_topic_rule_destination(arn=arn, status="IN_PROGRESS")
+    failed = eventually(lambda: destination(iot, arn)["status"] == "ERROR" and destination(iot, arn))
+    assert "confirmation request failed" in failed["statusReason"], failed
+    iot.delete_topic_rule_destination(arn=arn)
+
+
+def test_delivery_waits_for_an_enabled_destination(drover, iot, tmp_path):
+    device, client = connected_device(drover, tmp_path)
+    client.subscribe(f"devices/{device.thing}/errors")
+    hook = Webhook()
+    try:
+        name = drover.name("gated").replace("-", "_")
+        iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload(
+            "SELECT * FROM 'devices/+/gated'", [{"http": {"url": hook.url}}],
+            error_action=republish("devices/${topic(2)}/errors")))
+        # The rule created the destination; unconfirmed, nothing is sent and errorAction runs.
+        arn = eventually(lambda: [d["arn"] for d in all_destinations(iot)
+                                  if d["httpUrlSummary"]["confirmationUrl"] == hook.url])[0]
+        assert destination(iot, arn)["status"] == "IN_PROGRESS"
+
+        def failure_after(n):
+            client.publish(f"devices/{device.thing}/gated", json.dumps({"n": n}))
+            report = json.loads(client.next_message(timeout=30).payload)
+            assert report["ruleName"] == name
+            return report["failures"][0]
+
+        failure = failure_after(1)
+        assert failure["failedAction"] == "HttpAction" and failure["failedResource"] == hook.url
+        assert "IN_PROGRESS, not ENABLED" in failure["errorMessage"], failure
+
+        # Deleting a rule's destination is allowed; the rule keeps failing without one.
+        iot.delete_topic_rule_destination(arn=arn)
+        assert "no topic rule destination covers" in failure_after(2)["errorMessage"]
+        iot.replace_topic_rule(ruleName=name, topicRulePayload=rule_payload(
+            "SELECT * FROM 'devices/+/gated'", [{"http": {"url": hook.url}}],
+            error_action=republish("devices/${topic(2)}/errors")))
+        # ReplaceTopicRule created it again; once confirmed and enabled, messages flow.
+        arn = confirm_and_enable(drover, iot, hook, count=2)
+        client.publish(f"devices/{device.thing}/gated", json.dumps({"n": 3}))
+        requests_seen = eventually(hook.received)
+        assert [json.loads(body) for _, _, body in requests_seen] == [{"n": 3}]
+        client.no_message(wait=1.0)
+
+        # Disabled: not sent, errorAction again; enabled again without a new confirmation.
+        iot.update_topic_rule_destination(arn=arn, status="DISABLED")
+        assert "DISABLED, not ENABLED" in failure_after(4)["errorMessage"]
+        assert len(hook.received()) == 1
+        iot.update_topic_rule_destination(arn=arn, status="ENABLED")
+        client.publish(f"devices/{device.thing}/gated", json.dumps({"n": 5}))
+        eventually(lambda: len(hook.received()) == 2)
+        assert len(hook.confirmation_messages()) == 2
+        iot.delete_topic_rule(ruleName=name)
+        iot.delete_topic_rule_destination(arn=arn)
+    finally:
+        hook.close()
+        client.close()
+
+
+def test_templated_urls_need_a_confirmation_url_that_prefixes_them(drover, iot):
+    name = drover.name("tmpl").replace("-", "_")
+    for action in [{"http": {"url": "https://h.example/${topic(2)}"}},
+                   {"http": {"url": "https://h.example/x", "confirmationUrl": "https://other.example/"}}]:
+        with pytest.raises(ClientError) as e:
+            iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload("SELECT * FROM 'a'", [action]))
+        assert error_code(e)[1] == "InvalidRequestException"
+    assert name not in [r["ruleName"] for r in iot.list_topic_rules()["rules"]]
+    # A templated URL with its confirmation URL: stored, with a destination for the latter.
+    before = destination_arns(iot)
+    iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload("SELECT * FROM 'a'", [
+        {"http": {"url": "https://h.example/${topic(2)}", "confirmationUrl": "https://h.example/"}}]))
+    new = [d for d in all_destinations(iot) if d["arn"] not in before]
+    assert [d["httpUrlSummary"]["confirmationUrl"] for d in new] == ["https://h.example/"]
+    iot.delete_topic_rule(ruleName=name)
+    for d in new:
+        iot.delete_topic_rule_destination(arn=d["arn"])
 
 
 # -- the version-targeted update use case (DESIGN.md), once the jobs API exists ------------------
@@ -316,6 +612,8 @@ def test_job_success_updates_the_thing_and_it_leaves_the_group(drover, iot, tmp_
         hook = Webhook(on_post=update_thing)
         action = {"http": {"url": hook.url}}
     iot.create_topic_rule(ruleName=name, topicRulePayload=rule_payload(sql, [action]))
+    if hook:
+        confirm_and_enable(drover, iot, hook)
     try:
         job_id = jobs_api_or_skip(iot, group_arn, {"app_url": "https://example.invalid/app-2.0", "app_version": "2.0"})
         prefix = f"$aws/things/{device.thing}/jobs/{job_id}/update"

@@ -11,6 +11,11 @@
 //!
 //! The verified caller and the service it stands for travel on as a request extension, so the
 //! router can tell `iot` from `iot-jobs-data` on the paths the two share.
+//!
+//! One exception, as on AWS: `GET /confirmdestination/{token}` (ConfirmTopicRuleDestination)
+//! is the `enableUrl` a topic rule destination's endpoint is sent, which its owner visits
+//! with no AWS credentials; the unguessable token is the authorization. A request to it that
+//! does carry a signature is still verified.
 
 use std::sync::Arc;
 
@@ -65,6 +70,23 @@ pub struct Caller {
 
 const JOBS_DATA: &str = "iot-jobs-data";
 
+/// The path prefix of ConfirmTopicRuleDestination, reachable unsigned.
+pub const CONFIRM_DESTINATION_PREFIX: &str = "/confirmdestination/";
+
+/// Whether a request is an unsigned visit to an `enableUrl`: a GET under
+/// [`CONFIRM_DESTINATION_PREFIX`] with neither an `Authorization` header nor a presigned query.
+fn unsigned_confirmation(request: &Request) -> bool {
+    *request.method() == axum::http::Method::GET
+        && request.uri().path().starts_with(CONFIRM_DESTINATION_PREFIX)
+        && !request
+            .headers()
+            .contains_key(axum::http::header::AUTHORIZATION)
+        && !request
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature=") || q.contains("X-Amz-Credential="))
+}
+
 /// Axum middleware: verifies SigV4 (or, on the jobs data plane, a device's client certificate)
 /// and attaches a [`Caller`], or answers with the AWS error.
 pub async fn require_sigv4(
@@ -72,6 +94,10 @@ pub async fn require_sigv4(
     request: Request,
     next: Next,
 ) -> Response {
+    if unsigned_confirmation(&request) {
+        // Nothing to verify: the handler reads only the token in the path.
+        return next.run(request).await;
+    }
     let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,

@@ -19,6 +19,8 @@ pub enum ResourceKind {
     CaCertificate,
     Policy,
     Rule,
+    /// A topic rule destination; its name is `http/{uuid}`.
+    RuleDestination,
 }
 
 impl ResourceKind {
@@ -31,6 +33,7 @@ impl ResourceKind {
             ResourceKind::CaCertificate => "cacert",
             ResourceKind::Policy => "policy",
             ResourceKind::Rule => "rule",
+            ResourceKind::RuleDestination => "ruledestination",
         }
     }
 }
@@ -59,6 +62,11 @@ impl ArnScope {
 
     pub fn rule(&self, name: &str) -> String {
         self.arn(ResourceKind::Rule, name)
+    }
+
+    /// An http topic rule destination: `ruledestination/http/{id}`.
+    pub fn http_rule_destination(&self, id: &str) -> String {
+        self.arn(ResourceKind::RuleDestination, &format!("http/{id}"))
     }
 
     pub fn thing_group(&self, name: &str) -> String {

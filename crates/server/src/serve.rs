@@ -136,12 +136,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .map_err(anyhow::Error::msg)
         .context("starting the topic rules")?;
+    // Destination confirmations carry an enableUrl on this API's advertised address.
     let rules = TopicRules::new(
         store.clone(),
         registry.scope().clone(),
         clock.clone(),
         Some(rules_engine),
-    );
+        &format!("https://{}", advertised(http_addr, &args.hostname)),
+    )
+    .map_err(anyhow::Error::msg)?;
     let endpoints = Endpoints {
         data: advertised(mqtt_addr, &args.hostname),
         jobs: advertised(http_addr, &args.hostname),

@@ -70,7 +70,14 @@ async fn run(messages: u64) {
     .await
     .unwrap();
     let engine = RulesEngine::new(broker.clone(), registry, EngineConfig::default()).unwrap();
-    let rules = TopicRules::new(store, scope, Arc::new(SystemClock), Some(engine));
+    let rules = TopicRules::new(
+        store,
+        scope,
+        Arc::new(SystemClock),
+        Some(engine),
+        "https://localhost:8443",
+    )
+    .unwrap();
     rules
         .create_topic_rule(
             "bench",

@@ -1,6 +1,7 @@
 //! Topic rules against a real SQLite store and a real broker (no listener: messages are
 //! published in-process, as drover's own events are): the CRUD rules, and the engine running
-//! republish, http (with retries and the error action) and thing-attributes actions.
+//! republish, http (with retries and the error action) and thing-attributes actions, and the
+//! topic rule destinations http actions deliver through (confirmation, enabling, disabling).
 
 // Test helpers panic on setup failure by design: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -15,6 +16,7 @@ use drover_mqtt::{
     AuthorityChange, Broker, BrokerConfig, DeviceAuthority, DeviceGrant, Message, PresenceRecord,
 };
 use drover_services::dynamic_groups::DynamicGroupSpec;
+use drover_services::rules::{DISABLED, ENABLED, ERROR, IN_PROGRESS};
 use drover_services::{
     EngineConfig, Registry, RulesEngine, ServiceError, SystemClock, TopicRulePayload, TopicRules,
 };
@@ -65,7 +67,14 @@ async fn fixture() -> Fixture {
         ..EngineConfig::default()
     };
     let engine = RulesEngine::new(broker.clone(), registry.clone(), config).unwrap();
-    let rules = TopicRules::new(store.clone(), scope, Arc::new(SystemClock), Some(engine));
+    let rules = TopicRules::new(
+        store.clone(),
+        scope,
+        Arc::new(SystemClock),
+        Some(engine),
+        "https://drover.test:8443",
+    )
+    .unwrap();
     Fixture {
         rules,
         registry,
@@ -288,56 +297,140 @@ async fn republish_runs_for_matching_messages_only() {
     assert_eq!(engine.running(), 1);
 }
 
-/// A one-connection-at-a-time HTTP server: records each request's head and body and answers
-/// with `status`.
-async fn webhook(status: u16) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+type Log = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A one-connection-at-a-time HTTP server. Destination confirmations (AWS's
+/// `x-amz-rules-engine-message-type: DestinationConfirmation`) are logged in `confirmations`
+/// and answered 200; other requests are logged in `seen` and answered with `status`, or never
+/// answered when it is `None`. `close` stops listening, leaving a dead port.
+struct Hook {
+    url: String,
+    seen: Log,
+    confirmations: Log,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Hook {
+    fn close(&self) {
+        self.stop.notify_one();
+    }
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Some((head, text[end + 4..end + 4 + length].to_string()));
+            }
+        }
+    }
+}
+
+async fn webhook(status: Option<u16>) -> Hook {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let log = seen.clone();
+    let (seen, confirmations): (Log, Log) = Default::default();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let (log, confirm_log, stopped) = (seen.clone(), confirmations.clone(), stop.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped.notified() => return,
+            };
+            let Ok((mut socket, _)) = accepted else {
                 return;
             };
-            let mut data = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
+            let Some((head, body)) = read_request(&mut socket).await else {
+                continue;
+            };
+            let confirmation = head
+                .to_ascii_lowercase()
+                .contains("x-amz-rules-engine-message-type: destinationconfirmation");
+            let answer = if confirmation {
+                confirm_log.lock().unwrap().push((head, body));
+                Some(200)
+            } else {
+                log.lock().unwrap().push((head, body));
+                status
+            };
+            match answer {
+                Some(code) => {
+                    let reply = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
                 }
-                data.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&data).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let head = text[..end].to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if data.len() >= end + 4 + length {
-                        let body = text[end + 4..end + 4 + length].to_string();
-                        log.lock().unwrap().push((head, body));
-                        break;
-                    }
+                // Keeps the connection open, unanswered, until the test ends.
+                None => {
+                    tokio::spawn(async move {
+                        let _held = socket;
+                        std::future::pending::<()>().await;
+                    });
                 }
             }
-            let reply =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = socket.write_all(reply.as_bytes()).await;
         }
     });
-    (url, seen)
+    Hook {
+        url,
+        seen,
+        confirmations,
+        stop,
+    }
+}
+
+/// Waits for the destination confirmation `hook` was sent, confirms it with its token (as a
+/// visit to the enableUrl does) and enables the destination. Returns the destination's ARN.
+async fn confirm_and_enable(rules: &TopicRules, hook: &Hook) -> String {
+    let (head, body) = wait_for(|| hook.confirmations.lock().unwrap().last().cloned()).await;
+    let message: Value = serde_json::from_str(&body).unwrap();
+    let token = message["confirmationToken"].as_str().unwrap();
+    let arn = message["arn"].as_str().unwrap().to_string();
+    assert_eq!(message["messageType"], "DestinationConfirmation");
+    assert_eq!(
+        message["enableUrl"],
+        format!("https://drover.test:8443/confirmdestination/{token}")
+    );
+    assert!(
+        head.contains(&format!("?confirmationToken={token} ")),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-amz-rules-engine-destination-arn: {arn}")),
+        "{head}"
+    );
+    let confirmed = rules.confirm_topic_rule_destination(token).await.unwrap();
+    assert_eq!(confirmed.status, DISABLED);
+    rules
+        .update_topic_rule_destination(&arn, ENABLED)
+        .await
+        .unwrap();
+    arn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_posts_the_selection_with_headers() {
     let f = fixture().await;
-    let (url, seen) = webhook(200).await;
+    let hook = webhook(Some(200)).await;
+    let url = hook.url.clone();
     f.rules
         .create_topic_rule(
             "hook",
@@ -348,8 +441,10 @@ async fn http_posts_the_selection_with_headers() {
         )
         .await
         .unwrap();
+    // The rule created the URL's destination; it delivers once confirmed and enabled.
+    confirm_and_enable(&f.rules, &hook).await;
     publish(&f.broker, "in/dev9", json!({"v": 1})).await;
-    let (head, body) = wait_for(|| seen.lock().unwrap().first().cloned()).await;
+    let (head, body) = wait_for(|| hook.seen.lock().unwrap().first().cloned()).await;
     assert!(head.starts_with("POST /hook "), "{head}");
     assert!(
         head.to_ascii_lowercase().contains("x-device: dev9"),
@@ -379,11 +474,13 @@ async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_http_retries_then_runs_the_error_action() {
     let f = fixture().await;
-    let (url, seen) = webhook(503).await;
+    let hook = webhook(Some(503)).await;
+    let (url, seen) = (hook.url.clone(), hook.seen.clone());
     let mut errors = f.broker.subscribe_internal("errors/#").unwrap();
     let mut p = payload("SELECT * FROM 'in/#'", json!([{"http": {"url": url}}]));
     p.error_action = Some(republish("errors/${topic(2)}"));
     f.rules.create_topic_rule("flaky", &p).await.unwrap();
+    confirm_and_enable(&f.rules, &hook).await;
     publish(&f.broker, "in/dev1", json!({"v": 2})).await;
     let (topic, report) = next_json(&mut errors).await;
     assert_eq!(topic, "errors/dev1");
@@ -404,10 +501,15 @@ async fn failing_http_retries_then_runs_the_error_action() {
     );
     assert_eq!(report["base64OriginalPayload"], "eyJ2IjoyfQ==");
 
-    // A dead endpoint (nothing listening) fails the same way.
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead_url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    // An endpoint that died after its destination was confirmed fails the same way.
+    let dead = webhook(Some(200)).await;
+    let dead_url = dead.url.clone();
+    f.rules
+        .create_topic_rule_destination(&dead_url)
+        .await
+        .unwrap();
+    confirm_and_enable(&f.rules, &dead).await;
+    dead.close();
     let mut p = payload(
         "SELECT * FROM 'dead/#'",
         json!([{"http": {"url": dead_url}}]),
@@ -428,9 +530,11 @@ async fn failing_http_retries_then_runs_the_error_action() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_webhook_does_not_hold_up_other_rules() {
     let f = fixture().await;
-    // Accepts connections and never answers.
-    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", silent.local_addr().unwrap());
+    // Answers its confirmation, then accepts connections and never answers.
+    let silent = webhook(None).await;
+    let url = silent.url.clone();
+    f.rules.create_topic_rule_destination(&url).await.unwrap();
+    confirm_and_enable(&f.rules, &silent).await;
     f.rules
         .create_topic_rule(
             "slow",
@@ -452,7 +556,8 @@ async fn a_hanging_webhook_does_not_hold_up_other_rules() {
     for i in 0..300 {
         assert_eq!(next_json(&mut out).await.1, json!({"i": i}));
     }
-    drop(silent);
+    // The http action did reach the endpoint (through its enabled destination) and hangs there.
+    wait_for(|| silent.seen.lock().unwrap().first().cloned()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,4 +663,175 @@ async fn thing_attributes_action_moves_the_thing_out_of_its_dynamic_group() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_are_checked_confirmed_and_gate_delivery() {
+    let f = fixture().await;
+    // Bad confirmation URLs: refused, nothing stored.
+    let long = format!("https://h/{}", "x".repeat(2000));
+    for bad in ["", "not a url", "ftp://h/x", "https://", long.as_str()] {
+        assert!(
+            matches!(
+                f.rules.create_topic_rule_destination(bad).await,
+                Err(ServiceError::InvalidRequest(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(
+        f.rules
+            .list_topic_rule_destinations(None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    let hook = webhook(Some(200)).await;
+    let base = hook.url.trim_end_matches("hook").to_string();
+    let created = f.rules.create_topic_rule_destination(&base).await.unwrap();
+    assert_eq!(created.status, IN_PROGRESS);
+    assert!(
+        created
+            .arn
+            .starts_with("arn:aws:iot:us-east-1:123456789012:ruledestination/http/")
+    );
+    assert!(matches!(
+        f.rules.create_topic_rule_destination(&base).await,
+        Err(ServiceError::AlreadyExists { ref resource_arn, .. }) if *resource_arn == created.arn
+    ));
+    // Not confirmed yet: it cannot be enabled or disabled; ERROR is not a status to set.
+    for status in [ENABLED, DISABLED, ERROR, "DELETING", "nonsense"] {
+        assert!(matches!(
+            f.rules
+                .update_topic_rule_destination(&created.arn, status)
+                .await,
+            Err(ServiceError::InvalidRequest(_))
+        ));
+    }
+    assert_eq!(
+        f.rules
+            .get_topic_rule_destination(&created.arn)
+            .await
+            .unwrap()
+            .status,
+        IN_PROGRESS
+    );
+
+    // A rule whose http action the destination covers: nothing is sent while it is not
+    // ENABLED, and the error action says why.
+    let mut errors = f.broker.subscribe_internal("errors/#").unwrap();
+    let mut p = payload(
+        "SELECT * FROM 'in/#'",
+        json!([{"http": {"url": hook.url, "confirmationUrl": base}}]),
+    );
+    p.error_action = Some(republish("errors/gate"));
+    f.rules.create_topic_rule("gated", &p).await.unwrap();
+    // The rule did not create a second destination: the base covers its URL.
+    assert_eq!(
+        f.rules
+            .list_topic_rule_destinations(None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    publish(&f.broker, "in/a", json!({"n": 1})).await;
+    let (_, report) = next_json(&mut errors).await;
+    let message = report["failures"][0]["errorMessage"].as_str().unwrap();
+    assert!(message.contains("IN_PROGRESS, not ENABLED"), "{message}");
+    assert!(hook.seen.lock().unwrap().is_empty());
+
+    // A new confirmation replaces the token: the first one no longer confirms.
+    let first_token = wait_for(|| hook.confirmations.lock().unwrap().first().cloned()).await;
+    let first: Value = serde_json::from_str(&first_token.1).unwrap();
+    f.rules
+        .update_topic_rule_destination(&created.arn, IN_PROGRESS)
+        .await
+        .unwrap();
+    wait_for(|| (hook.confirmations.lock().unwrap().len() == 2).then_some(())).await;
+    for bad in [first["confirmationToken"].as_str().unwrap(), "unknown", ""] {
+        assert!(matches!(
+            f.rules.confirm_topic_rule_destination(bad).await,
+            Err(ServiceError::InvalidRequest(_))
+        ));
+    }
+    assert_eq!(
+        f.rules
+            .get_topic_rule_destination(&created.arn)
+            .await
+            .unwrap()
+            .status,
+        IN_PROGRESS
+    );
+    confirm_and_enable(&f.rules, &hook).await;
+    publish(&f.broker, "in/b", json!({"n": 2})).await;
+    wait_for(|| hook.seen.lock().unwrap().first().cloned()).await;
+
+    // Disabled: nothing is sent again, until it is enabled (no new confirmation needed).
+    f.rules
+        .update_topic_rule_destination(&created.arn, DISABLED)
+        .await
+        .unwrap();
+    publish(&f.broker, "in/c", json!({"n": 3})).await;
+    let (_, report) = next_json(&mut errors).await;
+    assert!(
+        report["failures"][0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("DISABLED, not ENABLED")
+    );
+    f.rules
+        .update_topic_rule_destination(&created.arn, ENABLED)
+        .await
+        .unwrap();
+    publish(&f.broker, "in/d", json!({"n": 4})).await;
+    wait_for(|| (hook.seen.lock().unwrap().len() == 2).then_some(())).await;
+
+    // Deleted: the rule stays, its action fails for want of a destination.
+    f.rules
+        .delete_topic_rule_destination(&created.arn)
+        .await
+        .unwrap();
+    for result in [
+        f.rules
+            .delete_topic_rule_destination(&created.arn)
+            .await
+            .map(|_| ()),
+        f.rules
+            .get_topic_rule_destination(&created.arn)
+            .await
+            .map(|_| ()),
+        f.rules
+            .update_topic_rule_destination(&created.arn, ENABLED)
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(ServiceError::InvalidRequest(_))));
+    }
+    publish(&f.broker, "in/e", json!({"n": 5})).await;
+    let (_, report) = next_json(&mut errors).await;
+    assert!(
+        report["failures"][0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("no topic rule destination covers")
+    );
+
+    // A confirmation that cannot be delivered leaves the destination in ERROR, with why.
+    hook.close();
+    let dead = f.rules.create_topic_rule_destination(&base).await.unwrap();
+    let mut reason = None;
+    for _ in 0..400 {
+        let d = f.rules.get_topic_rule_destination(&dead.arn).await.unwrap();
+        if d.status == ERROR {
+            reason = d.status_reason;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reason = reason.expect("the destination went to ERROR");
+    assert!(reason.contains("confirmation request failed"), "{reason}");
 }

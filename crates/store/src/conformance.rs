@@ -73,6 +73,7 @@ pub async fn run_all(store: &dyn Store) {
     job_executions(store).await;
     job_templates(store).await;
     topic_rules(store).await;
+    topic_rule_destinations(store).await;
 }
 
 async fn settings_and_keys(store: &dyn Store) {
@@ -1957,6 +1958,162 @@ async fn topic_rules(store: &dyn Store) {
     assert!(
         store
             .list_topic_rules(&all, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+async fn topic_rule_destinations(store: &dyn Store) {
+    use crate::TopicRuleDestinationRecord;
+    let destination = |id: &str, url: &str| TopicRuleDestinationRecord {
+        arn: format!("arn:aws:iot:us-east-1:123:ruledestination/http/{id}"),
+        confirmation_url: url.to_string(),
+        status: "IN_PROGRESS".into(),
+        status_reason: None,
+        confirmation_token: Some(format!("token-{id}")),
+        created_at: Timestamp(1_000),
+        updated_at: Timestamp(1_000),
+        version: 1,
+    };
+    let a = destination("a", "https://a.example/");
+    store.insert_topic_rule_destination(&a).await.unwrap();
+    store
+        .insert_topic_rule_destination(&destination("b", "https://b.example/hook"))
+        .await
+        .unwrap();
+    store
+        .insert_topic_rule_destination(&destination("c", "https://c.example/"))
+        .await
+        .unwrap();
+    // The ARN, the confirmation URL and a pending token are each unique.
+    assert!(matches!(
+        store.insert_topic_rule_destination(&a).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let mut same_url = destination("d", "https://a.example/");
+    same_url.confirmation_token = None;
+    assert!(matches!(
+        store.insert_topic_rule_destination(&same_url).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let mut same_token = destination("d", "https://d.example/");
+    same_token.confirmation_token = Some("token-a".into());
+    assert!(matches!(
+        store.insert_topic_rule_destination(&same_token).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.get_topic_rule_destination(&a.arn).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store.get_topic_rule_destination("nope").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_topic_rule_destination_by_token("token-a")
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .find_topic_rule_destination_by_token("token-x")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Confirmed: the token is gone, the status and reason change under compare-and-swap.
+    let mut next = a.clone();
+    next.status = "ERROR".into();
+    next.status_reason = Some("the endpoint answered 500".into());
+    next.confirmation_token = None;
+    next.updated_at = Timestamp(2_000);
+    next.version = 2;
+    assert_eq!(
+        store
+            .replace_topic_rule_destination(&next, 1)
+            .await
+            .unwrap(),
+        CasOutcome::Done
+    );
+    assert_eq!(
+        store
+            .replace_topic_rule_destination(&next, 1)
+            .await
+            .unwrap(),
+        CasOutcome::VersionMismatch
+    );
+    let mut ghost = next.clone();
+    ghost.arn = "ghost".into();
+    assert_eq!(
+        store
+            .replace_topic_rule_destination(&ghost, 1)
+            .await
+            .unwrap(),
+        CasOutcome::NotFound
+    );
+    assert_eq!(
+        store.get_topic_rule_destination(&a.arn).await.unwrap(),
+        Some(next.clone())
+    );
+    assert_eq!(
+        store
+            .find_topic_rule_destination_by_token("token-a")
+            .await
+            .unwrap(),
+        None
+    );
+    // Two destinations may both be without a token.
+    let mut c = destination("c", "https://c.example/");
+    c.confirmation_token = None;
+    c.version = 2;
+    assert_eq!(
+        store.replace_topic_rule_destination(&c, 1).await.unwrap(),
+        CasOutcome::Done
+    );
+
+    let arns = |page: Page<TopicRuleDestinationRecord>| -> Vec<String> {
+        page.items.into_iter().map(|d| d.arn).collect()
+    };
+    let first = store
+        .list_topic_rule_destinations(&page(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.next_after.as_deref(),
+        Some(destination("b", "").arn.as_str())
+    );
+    assert_eq!(arns(first), vec![a.arn.clone(), destination("b", "").arn]);
+    let rest = store
+        .list_topic_rule_destinations(&page(Some(&destination("b", "").arn), 2))
+        .await
+        .unwrap();
+    assert_eq!(rest.next_after, None);
+    assert_eq!(arns(rest), vec![c.arn.clone()]);
+
+    assert!(store.delete_topic_rule_destination(&a.arn).await.unwrap());
+    assert!(!store.delete_topic_rule_destination(&a.arn).await.unwrap());
+    // A deleted destination's confirmation URL can be used again.
+    store
+        .insert_topic_rule_destination(&destination("e", "https://a.example/"))
+        .await
+        .unwrap();
+    for id in ["b", "c", "e"] {
+        assert!(
+            store
+                .delete_topic_rule_destination(&destination(id, "").arn)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        store
+            .list_topic_rule_destinations(&page(None, 10))
             .await
             .unwrap()
             .items

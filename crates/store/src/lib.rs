@@ -25,7 +25,7 @@ use drover_core::time::Timestamp;
 pub use devices::*;
 pub use jobs::{EXECUTION_BATCH, ExecutionFilter, ExecutionWrite, JobFilter, JobStore};
 pub use postgres::PostgresStore;
-pub use rules::{RuleStore, TopicRuleFilter, TopicRuleRecord};
+pub use rules::{RuleStore, TopicRuleDestinationRecord, TopicRuleFilter, TopicRuleRecord};
 pub use sessions::{MqttQueuedMessage, MqttSessionRecord, RetainedMessage, SessionStore};
 pub use sqlite::SqliteStore;
 

@@ -235,6 +235,20 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
         )
         .route("/rules/{rule_name}/enable", post(rules::enable))
         .route("/rules/{rule_name}/disable", post(rules::disable))
+        .route(
+            "/destinations",
+            get(rules::list_destinations)
+                .post(rules::create_destination)
+                .patch(rules::update_destination),
+        )
+        .route(
+            "/destinations/{*arn}",
+            get(rules::get_destination).delete(rules::delete_destination),
+        )
+        .route(
+            "/confirmdestination/{*token}",
+            get(rules::confirm_destination),
+        )
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(method_not_allowed)

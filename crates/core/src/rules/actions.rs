@@ -34,6 +34,9 @@ pub enum ActionSpec {
     },
     Http {
         url: Template,
+        /// The action's `confirmationUrl`: the destination it delivers through. `None` means
+        /// the URL itself, as AWS uses it.
+        confirmation_url: Option<Template>,
         headers: Vec<(String, Template)>,
     },
     ThingAttributes {
@@ -193,17 +196,46 @@ fn http(body: &Value) -> Result<ActionSpec, ValidationError> {
             attributes: headers,
         });
     }
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+    if !is_http_url(url) {
         return Err(ValidationError::new(format!(
             "The http action's url must start with https:// (or http:// for a local endpoint), \
              or with {THING_ATTRIBUTES_URL}: {url}"
         )));
     }
+    let parsed_url = template(url, "the url")?;
+    let confirmation_url = match body.get("confirmationUrl").filter(|c| !c.is_null()) {
+        None => None,
+        Some(c) => {
+            let Some(c) = c.as_str().filter(|c| is_http_url(c)) else {
+                return Err(ValidationError::new(
+                    "The http action's confirmationUrl must be an https:// (or http://) URL",
+                ));
+            };
+            let parsed = template(c, "the confirmationUrl")?;
+            // AWS: the confirmation URL is a prefix of the endpoint URL.
+            if parsed.is_literal() && parsed_url.is_literal() && !url.starts_with(c) {
+                return Err(ValidationError::new(format!(
+                    "The http action's confirmationUrl {c} is not a prefix of its url {url}"
+                )));
+            }
+            Some(parsed)
+        }
+    };
+    if confirmation_url.is_none() && !parsed_url.is_literal() {
+        return Err(ValidationError::new(
+            "An http action whose url has substitution templates needs a confirmationUrl",
+        ));
+    }
     Ok(ActionSpec::Http {
-        url: template(url, "the url")?,
+        url: parsed_url,
+        confirmation_url,
         headers,
     })
+}
+
+fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
 }
 
 /// The thing an attributes action names: a thing ARN's name part, or the text itself.

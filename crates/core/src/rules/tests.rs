@@ -485,7 +485,19 @@ fn rule_names_and_actions() {
     let http = parse_action(
         &json!({"http": {"url": "https://h/x", "headers": [{"key": "k", "value": "${a}"}]}}),
     );
-    assert!(matches!(http, Ok(ActionSpec::Http { ref headers, .. }) if headers.len() == 1));
+    assert!(
+        matches!(http, Ok(ActionSpec::Http { ref headers, confirmation_url: None, .. }) if headers.len() == 1)
+    );
+    let templated = parse_action(
+        &json!({"http": {"url": "https://h/${topic(2)}", "confirmationUrl": "https://h/"}}),
+    );
+    assert!(matches!(
+        templated,
+        Ok(ActionSpec::Http {
+            confirmation_url: Some(_),
+            ..
+        })
+    ));
     let attrs = parse_action(
         &json!({"http": {"url": "drover:thing-attributes/${thingArn}",
         "headers": [{"key": "app_version", "value": "${statusDetails.appVersion}"}]}}),
@@ -499,6 +511,10 @@ fn rule_names_and_actions() {
         json!({"http": {"url": "ftp://h"}}),
         json!({"http": {"url": "drover:thing-attributes/x"}}),
         json!({"http": {"url": "drover:thing-attributes/", "headers": [{"key": "a", "value": "b"}]}}),
+        // AWS: the confirmation URL is a prefix of the URL, and a templated URL needs one.
+        json!({"http": {"url": "https://h/x", "confirmationUrl": "https://other/"}}),
+        json!({"http": {"url": "https://h/x", "confirmationUrl": "ftp://h/"}}),
+        json!({"http": {"url": "https://h/${topic(2)}"}}),
         json!("republish"),
     ] {
         assert!(parse_action(&bad).is_err(), "{bad}");

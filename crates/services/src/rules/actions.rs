@@ -3,9 +3,13 @@
 //! registry (so dynamic groups follow at once). A failed action runs the rule's error
 //! action with AWS's error message shape.
 //!
+//! An http action delivers only when an `ENABLED` topic rule destination covers its URL (the
+//! destination's confirmation URL is a prefix of it, and is the action's `confirmationUrl`
+//! when it names one); otherwise nothing is sent and the action fails, as on AWS.
+//!
 //! The engine's per-action workers call [`ActionRunner::execute`] for each match.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,6 +18,7 @@ use drover_core::registry::{AttributePayload, ThingUpdate};
 use drover_core::rules::actions::{ActionSpec, thing_name_of};
 use drover_core::rules::{Context, Payload, Template};
 use drover_mqtt::{Broker, Message};
+use drover_store::TopicRuleDestinationRecord;
 use serde_json::json;
 
 use super::engine::{CompiledRule, EngineConfig};
@@ -62,6 +67,8 @@ struct Failure {
 
 pub(crate) struct ActionRunner {
     broker: Broker,
+    /// Every topic rule destination, as last read from the store.
+    destinations: RwLock<Vec<TopicRuleDestinationRecord>>,
     registry: Registry,
     http: reqwest::Client,
     attempts: u32,
@@ -78,10 +85,48 @@ impl ActionRunner {
             .map_err(|e| format!("building the http action client: {e}"))?;
         Ok(Self {
             broker,
+            destinations: RwLock::default(),
             registry,
             http,
             attempts: config.http_attempts.max(1),
             first_backoff: config.http_first_backoff,
+        })
+    }
+
+    pub fn set_destinations(&self, all: Vec<TopicRuleDestinationRecord>) {
+        *self
+            .destinations
+            .write()
+            .expect("the destinations lock is never poisoned") = all;
+    }
+
+    /// Whether an `ENABLED` destination lets `url` be delivered to: its confirmation URL is
+    /// a prefix of `url`, and is `confirmation_url` when the action names one.
+    fn check_destination(&self, url: &str, confirmation_url: Option<&str>) -> Result<(), String> {
+        let all = self
+            .destinations
+            .read()
+            .expect("the destinations lock is never poisoned");
+        let covering = all.iter().filter(|d| {
+            url.starts_with(d.confirmation_url.as_str())
+                && confirmation_url.is_none_or(|c| c == d.confirmation_url)
+        });
+        let mut seen = None;
+        for d in covering {
+            if d.status == super::ENABLED {
+                return Ok(());
+            }
+            seen.get_or_insert(d);
+        }
+        Err(match seen {
+            Some(d) => format!(
+                "the topic rule destination {} ({}) is {}, not ENABLED; nothing was sent",
+                d.arn, d.confirmation_url, d.status
+            ),
+            None => format!(
+                "no topic rule destination covers {}; nothing was sent",
+                confirmation_url.unwrap_or(url)
+            ),
         })
     }
 
@@ -129,8 +174,19 @@ impl ActionRunner {
                         message: e.to_string(),
                     })
             }
-            ActionSpec::Http { url, headers } => {
+            ActionSpec::Http {
+                url,
+                confirmation_url,
+                headers,
+            } => {
                 let url = matched.render(url);
+                let confirmation_url = confirmation_url.as_ref().map(|c| matched.render(c));
+                if let Err(message) = self.check_destination(&url, confirmation_url.as_deref()) {
+                    return Err(Failure {
+                        resource: url,
+                        message,
+                    });
+                }
                 let headers: Vec<(String, String)> = headers
                     .iter()
                     .map(|(k, v)| (k.clone(), matched.render(v)))

@@ -142,8 +142,18 @@ impl RulesEngine {
         Ok(())
     }
 
-    /// Makes the running rules match the store.
+    /// Reloads the topic rule destinations http actions deliver through.
+    pub async fn sync_destinations(&self, store: &SharedStore) -> Result<(), String> {
+        let all = super::destinations::all_destinations(store)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.inner.runner.set_destinations(all);
+        Ok(())
+    }
+
+    /// Makes the running rules (and the destinations they deliver through) match the store.
     pub async fn sync(&self, store: &SharedStore) -> Result<(), String> {
+        self.sync_destinations(store).await?;
         let mut records = Vec::new();
         let mut page = PageRequest {
             after: None,

@@ -6,8 +6,12 @@
 //! `SqlParse`, with line and column), its SQL version and every action and substitution
 //! template. Each stored change is handed to the engine at once; the engine also re-reads
 //! the store periodically, so rules changed through another node reach this one.
+//!
+//! http actions deliver only through a confirmed, enabled topic rule destination
+//! (`destinations.rs`), as on AWS.
 
 mod actions;
+mod destinations;
 mod engine;
 
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use drover_store::{
 };
 use serde_json::Value;
 
+pub use destinations::{DISABLED, ENABLED, ERROR, IN_PROGRESS};
 pub use engine::{EngineConfig, RulesEngine};
 
 use crate::registry::Listing;
@@ -46,6 +51,7 @@ pub struct TopicRules {
     scope: ArnScope,
     clock: Arc<dyn Clock>,
     engine: Option<RulesEngine>,
+    confirmer: destinations::Confirmer,
 }
 
 fn rule_not_found(name: &str) -> ServiceError {
@@ -56,18 +62,22 @@ fn rule_not_found(name: &str) -> ServiceError {
 
 impl TopicRules {
     /// `engine` runs the rules; `None` keeps definitions only (tests, tools).
+    /// `api_base` (`https://host:port`) is where drover's AWS API serves
+    /// `/confirmdestination/{token}`: the base of the `enableUrl` in destination confirmations.
     pub fn new(
         store: SharedStore,
         scope: ArnScope,
         clock: Arc<dyn Clock>,
         engine: Option<RulesEngine>,
-    ) -> Self {
-        Self {
+        api_base: &str,
+    ) -> Result<Self, String> {
+        Ok(Self {
             store,
             scope,
             clock,
             engine,
-        }
+            confirmer: destinations::Confirmer::new(api_base)?,
+        })
     }
 
     pub fn rule_arn(&self, name: &str) -> String {
@@ -137,6 +147,8 @@ impl TopicRules {
         let record = self.record(name, payload, None, 1)?;
         match self.store.insert_topic_rule(&record).await {
             Ok(()) => {
+                self.ensure_destinations(&payload.actions, payload.error_action.as_ref())
+                    .await;
                 self.changed(&record);
                 Ok(record)
             }
@@ -189,13 +201,17 @@ impl TopicRules {
         check_rule_name(name)?;
         // Validate before reading, so bad SQL is reported even for a missing rule.
         self.record(name, payload, None, 1)?;
-        self.update(name, |current, now| {
-            let mut next =
-                self.record(name, payload, Some(current.created_at), current.version + 1)?;
-            next.updated_at = now;
-            Ok(next)
-        })
-        .await
+        let replaced = self
+            .update(name, |current, now| {
+                let mut next =
+                    self.record(name, payload, Some(current.created_at), current.version + 1)?;
+                next.updated_at = now;
+                Ok(next)
+            })
+            .await?;
+        self.ensure_destinations(&payload.actions, payload.error_action.as_ref())
+            .await;
+        Ok(replaced)
     }
 
     /// EnableTopicRule / DisableTopicRule.

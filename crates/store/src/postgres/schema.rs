@@ -248,6 +248,16 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         version BIGINT NOT NULL);
      CREATE INDEX topic_rules_by_topic ON topic_rules (topic_pattern, name);"#,
+    // 7: topic rule destinations (http).
+    r#"CREATE TABLE topic_rule_destinations (
+        arn TEXT COLLATE "C" PRIMARY KEY,
+        confirmation_url TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        confirmation_token TEXT UNIQUE,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        version BIGINT NOT NULL);"#,
 ];
 
 /// Brings the schema (the first one on the connection's search path) up to date inside one

@@ -246,6 +246,16 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         version INTEGER NOT NULL);
      CREATE INDEX topic_rules_by_topic ON topic_rules (topic_pattern, name);"#,
+    // 7: topic rule destinations (http).
+    r#"CREATE TABLE topic_rule_destinations (
+        arn TEXT PRIMARY KEY,
+        confirmation_url TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        confirmation_token TEXT UNIQUE,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL);"#,
 ];
 
 /// Brings the schema up to date inside one transaction.
