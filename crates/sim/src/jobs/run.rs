@@ -320,7 +320,11 @@ pub async fn run(
         devices_requested: run.devices,
         ..JobsReport::default()
     };
-    while let Some(outcome) = ready.recv().await {
+    // Each device keeps its sender while it runs, so count answers rather than wait for close.
+    for _ in 0..run.devices {
+        let Some(outcome) = ready.recv().await else {
+            break;
+        };
         match outcome {
             Ok(()) => report.devices_connected += 1,
             Err(kind) => *report.connect_failures.entry(kind).or_default() += 1,
