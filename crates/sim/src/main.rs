@@ -1,9 +1,11 @@
 //! `drover-sim`, the fleet simulator: many devices from one process against an MQTT broker
 //! over TLS with client certificates — drover's gateway or any other broker, for side-by-side
-//! benchmarks (`scripts/bench-mqtt`). Each run prints a human summary on stderr and one JSON
+//! benchmarks (`scripts/bench-mqtt`), and AWS IoT Jobs devices for `scripts/bench-jobs`. Each
+//! run prints a human summary on stderr and one JSON
 //! line of figures on stdout. Workloads live under `mqtt/`; the command line only maps flags
 //! onto them.
 
+mod jobs;
 mod mqtt;
 mod proc;
 mod tls;
@@ -16,6 +18,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::Semaphore;
 
+use crate::jobs::agent::Cycle;
+use crate::jobs::api::ApiArgs;
 use crate::mqtt::Target;
 
 #[derive(Debug, Parser)]
@@ -36,6 +40,75 @@ enum Command {
         #[command(subcommand)]
         workload: MqttWorkload,
     },
+    /// AWS IoT Jobs: provision a fleet, then run a job across simulated devices.
+    Jobs {
+        #[command(subcommand)]
+        workload: JobsWorkload,
+    },
+}
+
+// Parsed once at start and matched once: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum JobsWorkload {
+    /// Create a thing group and N things in it through the AWS IoT API (idempotent).
+    Provision {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Things to create: PREFIX0000000 .. PREFIX{N-1}.
+        #[arg(long)]
+        things: u32,
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value = "dev-")]
+        prefix: String,
+        /// API requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Connect devices of a provisioned group, CreateJob on the group, measure notify,
+    /// start-next and SUCCEEDED on every device.
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Devices to connect (the first N things of the group; each a socket here and in the
+        /// broker, so bounded by the open-files limit).
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        /// Things in the group: the executions the job creates.
+        #[arg(long)]
+        things: u32,
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value = "dev-")]
+        prefix: String,
+        #[arg(long)]
+        job_id: String,
+        /// full: start-next and SUCCEEDED on every device; notify: only wait for notify-next.
+        #[arg(long, value_enum, default_value_t = CycleArg::Full)]
+        cycle: CycleArg,
+        /// jobExecutionsRolloutConfig.maximumPerMinute (no rollout limit when absent).
+        #[arg(long)]
+        rollout_per_minute: Option<i32>,
+        /// Measure for this many seconds and report executions by second, instead of waiting
+        /// for every device.
+        #[arg(long)]
+        measure_seconds: Option<u64>,
+        /// Seconds to wait for every device before giving up.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// The server's process id: its resident memory is read at the end.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CycleArg {
+    Full,
+    Notify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +202,7 @@ impl TargetArgs {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let line = match cli.command {
+        Command::Jobs { workload } => jobs(workload).await?,
         Command::Mqtt { workload } => match workload {
             MqttWorkload::Idle {
                 target,
@@ -205,6 +279,96 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+async fn jobs(workload: JobsWorkload) -> Result<String> {
+    Ok(match workload {
+        JobsWorkload::Provision {
+            api,
+            things,
+            group,
+            prefix,
+            concurrency,
+        } => {
+            let report = jobs::provision::run(
+                &api.client()?,
+                jobs::provision::Provision {
+                    things,
+                    group,
+                    prefix,
+                    concurrency,
+                },
+            )
+            .await?;
+            eprintln!(
+                "provisioned {} things in group {} in {:.1}s ({:.0} API calls/s)",
+                report.things, report.group, report.seconds, report.calls_per_second
+            );
+            serde_json::to_string(&report)?
+        }
+        JobsWorkload::Run {
+            target,
+            api,
+            devices,
+            things,
+            group,
+            prefix,
+            job_id,
+            cycle,
+            rollout_per_minute,
+            measure_seconds,
+            timeout,
+            server_pid,
+        } => {
+            let report = jobs::run::run(
+                &target.target()?,
+                &api.client()?,
+                jobs::run::JobsRun {
+                    devices,
+                    things,
+                    group,
+                    prefix,
+                    job_id,
+                    cycle: match cycle {
+                        CycleArg::Full => Cycle::Full,
+                        CycleArg::Notify => Cycle::Notify,
+                    },
+                    rollout_per_minute,
+                    measure: measure_seconds.map(Duration::from_secs),
+                    timeout: Duration::from_secs(timeout),
+                    server_pid,
+                    label: target.label.clone(),
+                },
+            )
+            .await?;
+            let secs = |t: Option<f64>| t.map_or("—".to_string(), |t| format!("{t:.2}s"));
+            eprintln!(
+                "{}: job {} on {} things, {} devices: CreateJob {:.2}s; all executions {}; \
+                 notified {} (all {}), started {} (all {}), succeeded {} (all {}); \
+                 {} durable updates at {}/s; rejected {:?}, unexpected {}, dropped {}",
+                report.label,
+                report.job_id,
+                report.things_targeted,
+                report.devices_connected,
+                report.create_job_seconds,
+                secs(report.all_executions_seconds),
+                report.notified,
+                secs(report.all_notified_seconds),
+                report.started,
+                secs(report.all_started_seconds),
+                report.succeeded,
+                secs(report.all_succeeded_seconds),
+                report.durable_updates,
+                report
+                    .updates_per_second
+                    .map_or("—".to_string(), |r| format!("{r:.0}")),
+                report.rejected,
+                report.unexpected,
+                report.dropped_connections,
+            );
+            serde_json::to_string(&report)?
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +406,56 @@ mod tests {
         };
         assert_eq!((publishers, messages), (4, 10_000));
         assert!(Cli::try_parse_from(["drover-sim", "mqtt", "idle"]).is_err());
+
+        let cli = Cli::try_parse_from([
+            "drover-sim",
+            "jobs",
+            "run",
+            "--port",
+            "8883",
+            "--ca",
+            "ca.pem",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "--endpoint",
+            "https://127.0.0.1:8443",
+            "--api-ca",
+            "ca.pem",
+            "--access-key",
+            "AKIA",
+            "--secret-key",
+            "s",
+            "--things",
+            "100000",
+            "--devices",
+            "10000",
+            "--group",
+            "fleet",
+            "--job-id",
+            "j1",
+            "--cycle",
+            "notify",
+        ])
+        .expect("parses");
+        let Command::Jobs {
+            workload:
+                JobsWorkload::Run {
+                    things,
+                    devices,
+                    cycle,
+                    rollout_per_minute,
+                    ..
+                },
+        } = cli.command
+        else {
+            panic!("expected jobs run");
+        };
+        assert_eq!(
+            (things, devices, rollout_per_minute),
+            (100_000, 10_000, None)
+        );
+        assert!(matches!(cycle, CycleArg::Notify));
     }
 }
