@@ -7,7 +7,7 @@ use drover_core::time::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{SqliteStore, backend, constraint};
+use super::{SqliteStore, backend, constraint, missed_cas};
 use crate::codec::{tags, to_json};
 use crate::jobs::codec;
 use crate::jobs::*;
@@ -344,18 +344,7 @@ impl JobStore for SqliteStore {
             if changed == 1 {
                 return Ok(CasOutcome::Done);
             }
-            let exists = conn
-                .query_row(
-                    "SELECT 1 FROM jobs WHERE job_id = ?1",
-                    [&job.job_id],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(backend)?;
-            Ok(match exists {
-                Some(()) => CasOutcome::VersionMismatch,
-                None => CasOutcome::NotFound,
-            })
+            missed_cas(conn, "SELECT 1 FROM jobs WHERE job_id = ?1", &job.job_id)
         })
         .await
     }

@@ -229,6 +229,24 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
     }
 }
 
+/// The outcome of a compare-and-swap UPDATE that changed no row: the record exists at another
+/// version, or not at all. `exists_sql` selects 1 for the record's key, bound as `?1`.
+pub(crate) fn missed_cas(
+    conn: &Connection,
+    exists_sql: &str,
+    key: &str,
+) -> StoreResult<crate::CasOutcome> {
+    use rusqlite::OptionalExtension;
+    let exists = conn
+        .prepare_cached(exists_sql)
+        .and_then(|mut statement| statement.query_row([key], |_| Ok(())).optional())
+        .map_err(backend)?;
+    Ok(match exists {
+        Some(()) => crate::CasOutcome::VersionMismatch,
+        None => crate::CasOutcome::NotFound,
+    })
+}
+
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }

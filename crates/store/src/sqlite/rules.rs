@@ -5,7 +5,7 @@ use drover_core::time::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
-use super::{SqliteStore, backend, constraint};
+use super::{SqliteStore, backend, constraint, missed_cas};
 use crate::rules::*;
 use crate::{CasOutcome, Page, PageRequest, StoreResult};
 
@@ -139,18 +139,7 @@ impl RuleStore for SqliteStore {
             if changed == 1 {
                 return Ok(CasOutcome::Done);
             }
-            let exists = conn
-                .query_row(
-                    "SELECT 1 FROM topic_rules WHERE name = ?1",
-                    [&r.name],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(backend)?;
-            Ok(match exists {
-                Some(()) => CasOutcome::VersionMismatch,
-                None => CasOutcome::NotFound,
-            })
+            missed_cas(conn, "SELECT 1 FROM topic_rules WHERE name = ?1", &r.name)
         })
         .await
     }
@@ -278,18 +267,11 @@ impl RuleStore for SqliteStore {
             if changed == 1 {
                 return Ok(CasOutcome::Done);
             }
-            let exists = conn
-                .query_row(
-                    "SELECT 1 FROM topic_rule_destinations WHERE arn = ?1",
-                    [&d.arn],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(backend)?;
-            Ok(match exists {
-                Some(()) => CasOutcome::VersionMismatch,
-                None => CasOutcome::NotFound,
-            })
+            missed_cas(
+                conn,
+                "SELECT 1 FROM topic_rule_destinations WHERE arn = ?1",
+                &d.arn,
+            )
         })
         .await
     }
