@@ -152,6 +152,24 @@ fn bump(conn: &Connection, job_id: &str, status: ExecutionStatus, delta: i64) ->
     Ok(())
 }
 
+/// Moves one execution from `from`'s counter to `to`'s in a single UPDATE: the jobs row
+/// carries the document, and every device update that changes a status rewrites it.
+fn move_counter(
+    conn: &Connection,
+    job_id: &str,
+    from: ExecutionStatus,
+    to: ExecutionStatus,
+) -> StoreResult<()> {
+    let (from, to) = (codec::counter_column(from), codec::counter_column(to));
+    conn.prepare_cached(&format!(
+        "UPDATE jobs SET {from} = {from} - 1, {to} = {to} + 1 WHERE job_id = ?1"
+    ))
+    .map_err(backend)?
+    .execute(params![job_id])
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn insert_execution_row(conn: &Connection, e: &JobExecution) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO job_executions (job_id, thing_name, execution_number, latest, status,
@@ -219,8 +237,7 @@ fn update_one(conn: &Connection, e: &JobExecution, expected: i64) -> StoreResult
     .map_err(backend)?;
     let old = codec::execution_status(&old_status)?;
     if latest && old != e.status {
-        bump(conn, &e.job_id, old, -1)?;
-        bump(conn, &e.job_id, e.status, 1)?;
+        move_counter(conn, &e.job_id, old, e.status)?;
     }
     Ok(CasOutcome::Done)
 }
