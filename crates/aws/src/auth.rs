@@ -73,18 +73,10 @@ const JOBS_DATA: &str = "iot-jobs-data";
 /// The path prefix of ConfirmTopicRuleDestination, reachable unsigned.
 pub const CONFIRM_DESTINATION_PREFIX: &str = "/confirmdestination/";
 
-/// Whether a request is an unsigned visit to an `enableUrl`: a GET under
-/// [`CONFIRM_DESTINATION_PREFIX`] with neither an `Authorization` header nor a presigned query.
-fn unsigned_confirmation(request: &Request) -> bool {
-    *request.method() == axum::http::Method::GET
-        && request.uri().path().starts_with(CONFIRM_DESTINATION_PREFIX)
-        && !request
-            .headers()
-            .contains_key(axum::http::header::AUTHORIZATION)
-        && !request
-            .uri()
-            .query()
-            .is_some_and(|q| q.contains("X-Amz-Signature=") || q.contains("X-Amz-Credential="))
+/// Whether an unsigned request is a visit to an `enableUrl`: a GET under
+/// [`CONFIRM_DESTINATION_PREFIX`].
+fn is_destination_confirmation(parts: &axum::http::request::Parts) -> bool {
+    parts.method == Method::GET && parts.uri.path().starts_with(CONFIRM_DESTINATION_PREFIX)
 }
 
 /// Axum middleware: verifies SigV4 (or, on the jobs data plane, a device's client certificate)
@@ -94,10 +86,6 @@ pub async fn require_sigv4(
     request: Request,
     next: Next,
 ) -> Response {
-    if unsigned_confirmation(&request) {
-        // Nothing to verify: the handler reads only the token in the path.
-        return next.run(request).await;
-    }
     let (mut parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
@@ -112,6 +100,10 @@ pub async fn require_sigv4(
     };
     let outcome = match authenticate(&auth, &parts, &body).await {
         Ok(Some(caller)) => Ok(caller),
+        // Nothing to verify: the handler reads only the token in the path.
+        Ok(None) if is_destination_confirmation(&parts) => {
+            return next.run(Request::from_parts(parts, Body::from(body))).await;
+        }
         // No signature at all: a device's client certificate may stand in (jobs data plane).
         Ok(None) => match parts.extensions.get::<ClientCertificate>() {
             Some(certificate) => authenticate_device(&auth, &parts, certificate).await,
