@@ -96,7 +96,8 @@ impl Confirmer {
 }
 
 fn new_token() -> String {
-    // 256 random bits, URL-safe, so the token can sit in the enableUrl's path as it is.
+    // Two version-4 UUIDs: 244 random bits, URL-safe, so the token can sit in the
+    // enableUrl's path as it is.
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -266,33 +267,27 @@ impl TopicRules {
         if token.is_empty() || token.chars().count() > MAX_TOKEN {
             return Err(invalid());
         }
-        loop {
-            let Some(current) = self
-                .store
-                .find_topic_rule_destination_by_token(token)
-                .await?
-            else {
-                return Err(invalid());
-            };
-            let mut next = current.clone();
-            next.status = DISABLED.into();
-            next.status_reason = None;
-            next.confirmation_token = None;
-            next.updated_at = self.clock.now();
-            next.version = current.version + 1;
-            match self
-                .store
-                .replace_topic_rule_destination(&next, current.version)
-                .await?
-            {
-                CasOutcome::Done => {
-                    self.destinations_changed().await;
-                    return Ok(next);
+        let Some(found) = self
+            .store
+            .find_topic_rule_destination_by_token(token)
+            .await?
+        else {
+            return Err(invalid());
+        };
+        let confirmed = self
+            .update_destination(&found.arn, |current| {
+                // A newer confirmation (or another visit) may have replaced the token since.
+                if current.confirmation_token.as_deref() != Some(token) {
+                    return Err(invalid());
                 }
-                CasOutcome::NotFound => return Err(invalid()),
-                CasOutcome::VersionMismatch => continue,
-            }
-        }
+                let mut next = current.clone();
+                next.status = DISABLED.into();
+                next.status_reason = None;
+                next.confirmation_token = None;
+                Ok(Some(next))
+            })
+            .await?;
+        confirmed.ok_or_else(invalid)
     }
 
     /// DeleteTopicRuleDestination. Rules whose http actions used it keep running; their
