@@ -5,7 +5,7 @@
 use crate::ValidationError;
 use crate::jobs::config::SchedulingConfig;
 use crate::jobs::cron::CronExpression;
-use crate::time::Timestamp;
+use crate::time::{Timestamp, civil_from_days, days_from_civil, days_in_month};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
@@ -37,36 +37,17 @@ pub fn parse_time(member: &str, value: &str) -> Result<Timestamp, ValidationErro
         num(11..13)?,
         num(14..16)?,
     );
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || h > 23 || min > 59 {
+    if !(1..=12).contains(&m) || d < 1 || h > 23 || min > 59 {
+        return Err(bad());
+    }
+    // Two digits each: the month is 1..=12 and the day below 100, so both fit a u32.
+    let (m, d) = (m as u32, d as u32);
+    if d > days_in_month(y, m) {
         return Err(bad());
     }
     Ok(Timestamp(
         days_from_civil(y, m, d) * DAY_MS + (h * 60 + min) * MINUTE_MS,
     ))
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A job's start and end instants.
@@ -182,19 +163,6 @@ pub fn format_time(t: Timestamp) -> String {
         minutes / 60,
         minutes % 60
     )
-}
-
-/// Inverse of `days_from_civil`.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The schedule of an already accepted configuration (times are not re-checked against now).
