@@ -71,6 +71,7 @@ pub async fn run_all(store: &dyn Store) {
     presence(store).await;
     jobs(store).await;
     job_executions(store).await;
+    execution_retried_in_the_same_write(store).await;
     job_templates(store).await;
     topic_rules(store).await;
     topic_rule_destinations(store).await;
@@ -1621,11 +1622,11 @@ async fn job_executions(store: &dyn Store) {
         Timestamp(10_000),
     )
     .unwrap();
-    let refused = store.update_execution(&started, 2).await.unwrap();
+    let refused = store.update_execution(&started, 2, None).await.unwrap();
     assert_eq!(refused.outcome, CasOutcome::VersionMismatch);
     assert!(refused.pending.is_empty());
     // A written change answers with the thing's pending executions as they are after it.
-    let written = store.update_execution(&started, 1).await.unwrap();
+    let written = store.update_execution(&started, 1, None).await.unwrap();
     assert_eq!(written.outcome, CasOutcome::Done);
     assert_eq!(
         written.pending,
@@ -1633,13 +1634,21 @@ async fn job_executions(store: &dyn Store) {
     );
     assert!(written.pending.contains(&started));
     assert_eq!(
-        store.update_execution(&started, 1).await.unwrap().outcome,
+        store
+            .update_execution(&started, 1, None)
+            .await
+            .unwrap()
+            .outcome,
         CasOutcome::VersionMismatch
     );
     let mut ghost = started.clone();
     ghost.thing_name = "nobody".into();
     assert_eq!(
-        store.update_execution(&ghost, 1).await.unwrap().outcome,
+        store
+            .update_execution(&ghost, 1, None)
+            .await
+            .unwrap()
+            .outcome,
         CasOutcome::NotFound
     );
     assert_eq!(
@@ -1801,6 +1810,87 @@ async fn job_executions(store: &dyn Store) {
             .is_none()
     );
     assert!(store.delete_job("other").await.unwrap());
+}
+/// A FAILED change and the retry it earns are one write: the job never looks finished in
+/// between, and a missed compare-and-swap queues nothing.
+async fn execution_retried_in_the_same_write(store: &dyn Store) {
+    use drover_core::jobs::*;
+    let things: Vec<String> = ["r0", "r1"].iter().map(|t| t.to_string()).collect();
+    store
+        .insert_job(&job("retried", JobStatus::InProgress), &things)
+        .await
+        .unwrap();
+    let released = store
+        .release_pending_things("retried", 10, Timestamp(5_000))
+        .await
+        .unwrap();
+    let fail = |e: &JobExecution| {
+        apply_device_update(
+            e,
+            &DeviceUpdate {
+                status: Some(ExecutionStatus::Failed),
+                ..DeviceUpdate::default()
+            },
+            None,
+            Timestamp(6_000),
+        )
+        .unwrap()
+    };
+    let failed = fail(&released[0]);
+    let next = retry(&failed, Timestamp(6_000));
+
+    let missed = store
+        .update_execution(&failed, 7, Some(&next))
+        .await
+        .unwrap();
+    assert_eq!(missed.outcome, CasOutcome::VersionMismatch);
+    assert!(!missed.retried);
+    assert_eq!(
+        store.get_execution("retried", "r0", None).await.unwrap(),
+        Some(released[0].clone()),
+        "a missed compare-and-swap changes nothing and queues no retry"
+    );
+
+    let written = store
+        .update_execution(&failed, 1, Some(&next))
+        .await
+        .unwrap();
+    assert_eq!(written.outcome, CasOutcome::Done);
+    assert!(written.retried);
+    assert_eq!(written.pending, vec![next.clone()]);
+    assert_eq!(
+        store.get_execution("retried", "r0", None).await.unwrap(),
+        Some(next.clone())
+    );
+    assert_eq!(
+        store.get_execution("retried", "r0", Some(1)).await.unwrap(),
+        Some(failed.clone())
+    );
+    let j = store.get_job("retried").await.unwrap().unwrap();
+    assert_eq!(
+        (j.process.queued, j.process.failed, j.process.pending()),
+        (2, 0, 2),
+        "the thing counts once, by its retry"
+    );
+
+    // A retry whose number is taken is not queued; the change itself is still written.
+    let other_failed = fail(&released[1]);
+    let mut taken = retry(&other_failed, Timestamp(6_000));
+    taken.execution_number = 1;
+    let written = store
+        .update_execution(&other_failed, 1, Some(&taken))
+        .await
+        .unwrap();
+    assert_eq!(written.outcome, CasOutcome::Done);
+    assert!(!written.retried);
+    assert!(written.pending.is_empty());
+    assert_eq!(
+        store.get_execution("retried", "r1", None).await.unwrap(),
+        Some(other_failed)
+    );
+    let j = store.get_job("retried").await.unwrap().unwrap();
+    assert_eq!((j.process.queued, j.process.failed), (1, 1));
+    assert!(store.delete_job("retried").await.unwrap());
 }
 
 async fn job_templates(store: &dyn Store) {

@@ -20,11 +20,24 @@ use crate::{CasOutcome, Page, PageRequest, StoreResult};
 pub const EXECUTION_BATCH: usize = 2_000;
 
 /// What [`JobStore::update_execution`] did: the compare-and-swap outcome and, when it wrote,
-/// the thing's pending executions after the write (empty otherwise).
+/// the thing's pending executions after the write (empty otherwise) and whether the retry it
+/// was given was queued (`false` when that execution number existed already).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionWrite {
     pub outcome: CasOutcome,
     pub pending: Vec<JobExecution>,
+    pub retried: bool,
+}
+
+impl ExecutionWrite {
+    /// A compare-and-swap that did not write.
+    pub fn missed(outcome: CasOutcome) -> Self {
+        Self {
+            outcome,
+            pending: Vec::new(),
+            retried: false,
+        }
+    }
 }
 
 /// ListJobs filters.
@@ -95,10 +108,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// change also answers with the thing's pending executions (QUEUED and IN_PROGRESS, any
     /// order) as the same transaction sees them: the notifications a change causes depend on
     /// them, and reading them here saves every device update a second round trip.
+    /// `retry`, the next execution number a FAILED or TIMED_OUT change earns, is queued in the
+    /// same transaction (as [`JobStore::insert_execution`] would): between two transactions the
+    /// job would look finished for a moment and could be completed with its retry still to come.
     async fn update_execution(
         &self,
         execution: &JobExecution,
         expected_version: i64,
+        retry: Option<&JobExecution>,
     ) -> StoreResult<ExecutionWrite>;
     /// Several compare-and-swap replacements in one transaction; one outcome per input.
     async fn update_executions(

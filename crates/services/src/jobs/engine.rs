@@ -156,10 +156,14 @@ impl Jobs {
             self.roll_out(&job, None).await?;
         }
         if job.target_selection == TargetSelection::Snapshot {
+            // Not-yet-notified things first, then the counters: a rollout batch turns the
+            // former into the latter in one transaction, so in this order a batch released in
+            // between shows up in the counters; in the other it could be missed by both reads.
+            let unreleased = self.inner.store.count_pending_things(&job.job_id).await?;
             let fresh = self.fresh_job(&job.job_id).await?;
             if fresh.status == JobStatus::InProgress
                 && fresh.process.pending() == 0
-                && self.inner.store.count_pending_things(&job.job_id).await? == 0
+                && unreleased == 0
             {
                 let mut done = fresh.clone();
                 done.status = JobStatus::Completed;

@@ -249,17 +249,24 @@ impl Jobs {
     }
 
     /// Writes one execution change (compare-and-swap) and then announces it: notifications,
-    /// events, a retry when the job's configuration asks for one, and a nudge to the engine.
+    /// events and a nudge to the engine. A FAILED or TIMED_OUT change that the job's retry
+    /// configuration retries queues the next execution number in the same write.
     /// Returns `false` when the stored version moved.
     async fn commit_execution(
         &self,
         before: &JobExecution,
         after: &JobExecution,
     ) -> ServiceResult<bool> {
+        let ended = before.status != after.status && after.status.is_terminal();
+        let retry = if ended {
+            self.retry_for(after).await?
+        } else {
+            None
+        };
         let written = self
             .inner
             .store
-            .update_execution(after, before.version_number)
+            .update_execution(after, before.version_number, retry.as_ref())
             .await?;
         match written.outcome {
             CasOutcome::Done => {}
@@ -272,30 +279,58 @@ impl Jobs {
             }
         }
         let pending = sorted(written.pending);
-        self.announce_with(&after.thing_name, &pending, Some(before), after)
-            .await?;
-        if before.status != after.status && after.status.is_terminal() {
-            self.execution_event(after).await;
-            self.maybe_retry(after).await?;
+        match retry.filter(|_| written.retried) {
+            Some(next) => {
+                // Announced as two changes, as they would have been one after the other: the
+                // ended execution leaves the pending list, then its retry joins it.
+                let without_retry: Vec<JobExecution> = pending
+                    .iter()
+                    .filter(|e| {
+                        e.execution_number != next.execution_number || e.job_id != next.job_id
+                    })
+                    .cloned()
+                    .collect();
+                self.announce_with(&after.thing_name, &without_retry, Some(before), after)
+                    .await?;
+                self.execution_event(after).await;
+                self.announce_with(&next.thing_name, &pending, None, &next)
+                    .await?;
+            }
+            None => {
+                self.announce_with(&after.thing_name, &pending, Some(before), after)
+                    .await?;
+                if ended {
+                    self.execution_event(after).await;
+                }
+            }
         }
         self.touch(&after.job_id);
         Ok(true)
     }
 
-    async fn maybe_retry(&self, ended: &JobExecution) -> ServiceResult<()> {
+    /// The execution that retries `ended`, when the job's retry configuration asks for one.
+    async fn retry_for(&self, ended: &JobExecution) -> ServiceResult<Option<JobExecution>> {
         if !matches!(
             ended.status,
             ExecutionStatus::Failed | ExecutionStatus::TimedOut
         ) {
-            return Ok(());
+            return Ok(None);
         }
         let Some(job) = self.cached_job(&ended.job_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if job.status.is_final() || !job.retry_after(ended.status, ended.retry_attempt) {
-            return Ok(());
+            return Ok(None);
         }
-        let next = drover_core::jobs::retry(ended, self.now());
+        Ok(Some(drover_core::jobs::retry(ended, self.now())))
+    }
+
+    /// Queues the retry an already-ended execution is owed but lacks (the engine's sweep after
+    /// a restart, for executions that ended before retries were written with them).
+    async fn maybe_retry(&self, ended: &JobExecution) -> ServiceResult<()> {
+        let Some(next) = self.retry_for(ended).await? else {
+            return Ok(());
+        };
         match self.inner.store.insert_execution(&next).await {
             Ok(()) => self.announce(&next.thing_name, None, &next).await,
             // Another node (or an earlier attempt) queued it already.

@@ -180,6 +180,63 @@ async fn insert_execution_row<C: GenericClient>(
         .await
 }
 
+/// Adds `e` as its thing's latest execution of the job (a retry or a direct reach), moving
+/// the job's counters from the previous latest; `false` when that execution number exists.
+async fn insert_latest<C: GenericClient>(client: &C, e: &JobExecution) -> StoreResult<bool> {
+    let previous = client
+        .query_opt(
+            "SELECT execution_number, status FROM job_executions
+             WHERE job_id = $1 AND thing_name = $2 AND latest FOR UPDATE",
+            &[&e.job_id, &e.thing_name],
+        )
+        .await
+        .map_err(backend)?;
+    let taken = client
+        .query_opt(
+            "SELECT 1 FROM job_executions
+             WHERE job_id = $1 AND thing_name = $2 AND execution_number = $3",
+            &[&e.job_id, &e.thing_name, &e.execution_number],
+        )
+        .await
+        .map_err(backend)?
+        .is_some();
+    // Checked before anything changes: a caller that goes on after `false` commits.
+    if taken {
+        return Ok(false);
+    }
+    if let Some(row) = &previous {
+        let number: i64 = row.try_get(0).map_err(backend)?;
+        let status: String = row.try_get(1).map_err(backend)?;
+        client
+            .execute(
+                "UPDATE job_executions SET latest = FALSE
+                 WHERE job_id = $1 AND thing_name = $2 AND execution_number = $3",
+                &[&e.job_id, &e.thing_name, &number],
+            )
+            .await
+            .map_err(backend)?;
+        bump(client, &e.job_id, codec::execution_status(&status)?, -1).await?;
+    }
+    // The row lock on the previous latest serializes inserts for this thing and job, so
+    // the check above still holds; a conflict here would be another writer's bug.
+    if insert_execution_row(client, e)
+        .await
+        .map_err(|x| constraint(x, &e.job_id))?
+        == 0
+    {
+        return Err(already(e));
+    }
+    client
+        .execute(
+            "DELETE FROM job_pending_things WHERE job_id = $1 AND thing_name = $2",
+            &[&e.job_id, &e.thing_name],
+        )
+        .await
+        .map_err(backend)?;
+    bump(client, &e.job_id, e.status, 1).await?;
+    Ok(true)
+}
+
 async fn update_one<C: GenericClient>(
     client: &C,
     e: &JobExecution,
@@ -546,42 +603,9 @@ impl JobStore for PostgresStore {
     async fn insert_execution(&self, e: &JobExecution) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let previous = tx
-            .query_opt(
-                "SELECT execution_number, status FROM job_executions
-                 WHERE job_id = $1 AND thing_name = $2 AND latest FOR UPDATE",
-                &[&e.job_id, &e.thing_name],
-            )
-            .await
-            .map_err(backend)?;
-        if let Some(row) = &previous {
-            let number: i64 = row.try_get(0).map_err(backend)?;
-            if number == e.execution_number {
-                return Err(already(e));
-            }
-            let status: String = row.try_get(1).map_err(backend)?;
-            tx.execute(
-                "UPDATE job_executions SET latest = FALSE
-                 WHERE job_id = $1 AND thing_name = $2 AND execution_number = $3",
-                &[&e.job_id, &e.thing_name, &number],
-            )
-            .await
-            .map_err(backend)?;
-            bump(&tx, &e.job_id, codec::execution_status(&status)?, -1).await?;
-        }
-        let inserted = insert_execution_row(&tx, e)
-            .await
-            .map_err(|x| constraint(x, &e.job_id))?;
-        if inserted == 0 {
+        if !insert_latest(&tx, e).await? {
             return Err(already(e));
         }
-        tx.execute(
-            "DELETE FROM job_pending_things WHERE job_id = $1 AND thing_name = $2",
-            &[&e.job_id, &e.thing_name],
-        )
-        .await
-        .map_err(backend)?;
-        bump(&tx, &e.job_id, e.status, 1).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -621,17 +645,26 @@ impl JobStore for PostgresStore {
         &self,
         execution: &JobExecution,
         expected_version: i64,
+        retry: Option<&JobExecution>,
     ) -> StoreResult<ExecutionWrite> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let outcome = update_one(&tx, execution, expected_version).await?;
-        let pending = if outcome == CasOutcome::Done {
-            pending_of(&tx, std::slice::from_ref(&execution.thing_name)).await?
-        } else {
-            Vec::new()
+        if outcome != CasOutcome::Done {
+            tx.commit().await.map_err(backend)?;
+            return Ok(ExecutionWrite::missed(outcome));
+        }
+        let retried = match retry {
+            Some(r) => insert_latest(&tx, r).await?,
+            None => false,
         };
+        let pending = pending_of(&tx, std::slice::from_ref(&execution.thing_name)).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(ExecutionWrite { outcome, pending })
+        Ok(ExecutionWrite {
+            outcome,
+            pending,
+            retried,
+        })
     }
 
     async fn update_executions(

@@ -242,6 +242,58 @@ fn update_one(conn: &Connection, e: &JobExecution, expected: i64) -> StoreResult
     Ok(CasOutcome::Done)
 }
 
+/// Adds `e` as its thing's latest execution of the job (a retry or a direct reach), moving
+/// the job's counters from the previous latest; `false` when that execution number exists.
+fn insert_latest(conn: &Connection, e: &JobExecution) -> StoreResult<bool> {
+    let previous: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT execution_number, status FROM job_executions
+             WHERE job_id = ?1 AND thing_name = ?2 AND latest = 1",
+        )
+        .map_err(backend)?
+        .query_row(params![e.job_id, e.thing_name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(backend)?;
+    let taken = conn
+        .prepare_cached(
+            "SELECT 1 FROM job_executions
+             WHERE job_id = ?1 AND thing_name = ?2 AND execution_number = ?3",
+        )
+        .map_err(backend)?
+        .exists(params![e.job_id, e.thing_name, e.execution_number])
+        .map_err(backend)?;
+    // Checked before anything changes: a caller that goes on after `false` commits.
+    if taken {
+        return Ok(false);
+    }
+    if let Some((number, status)) = &previous {
+        conn.execute(
+            "UPDATE job_executions SET latest = 0
+             WHERE job_id = ?1 AND thing_name = ?2 AND execution_number = ?3",
+            params![e.job_id, e.thing_name, number],
+        )
+        .map_err(backend)?;
+        bump(conn, &e.job_id, codec::execution_status(status)?, -1)?;
+    }
+    insert_execution_row(conn, e).map_err(|x| constraint(x, &e.job_id))?;
+    conn.execute(
+        "DELETE FROM job_pending_things WHERE job_id = ?1 AND thing_name = ?2",
+        params![e.job_id, e.thing_name],
+    )
+    .map_err(backend)?;
+    bump(conn, &e.job_id, e.status, 1)?;
+    Ok(true)
+}
+
+fn already(e: &JobExecution) -> crate::StoreError {
+    crate::StoreError::AlreadyExists(format!(
+        "{}/{}/{}",
+        e.job_id, e.thing_name, e.execution_number
+    ))
+}
+
 /// The things' QUEUED and IN_PROGRESS executions.
 fn pending_of(conn: &Connection, things: &[String]) -> StoreResult<Vec<JobExecution>> {
     let mut out = Vec::new();
@@ -572,48 +624,11 @@ impl JobStore for SqliteStore {
     async fn insert_execution(&self, execution: &JobExecution) -> StoreResult<()> {
         let e = execution.clone();
         self.write(move |conn| {
-            let previous: Option<(i64, String)> = conn
-                .prepare_cached(
-                    "SELECT execution_number, status FROM job_executions
-                     WHERE job_id = ?1 AND thing_name = ?2 AND latest = 1",
-                )
-                .map_err(backend)?
-                .query_row(params![e.job_id, e.thing_name], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(backend)?;
-            if previous
-                .as_ref()
-                .is_some_and(|(n, _)| *n == e.execution_number)
-            {
-                return Err(crate::StoreError::AlreadyExists(format!(
-                    "{}/{}/{}",
-                    e.job_id, e.thing_name, e.execution_number
-                )));
+            if insert_latest(conn, &e)? {
+                Ok(())
+            } else {
+                Err(already(&e))
             }
-            if let Some((number, status)) = &previous {
-                conn.execute(
-                    "UPDATE job_executions SET latest = 0
-                     WHERE job_id = ?1 AND thing_name = ?2 AND execution_number = ?3",
-                    params![e.job_id, e.thing_name, number],
-                )
-                .map_err(backend)?;
-                bump(conn, &e.job_id, codec::execution_status(status)?, -1)?;
-            }
-            let inserted = insert_execution_row(conn, &e).map_err(|x| constraint(x, &e.job_id))?;
-            if inserted == 0 {
-                return Err(crate::StoreError::AlreadyExists(format!(
-                    "{}/{}/{}",
-                    e.job_id, e.thing_name, e.execution_number
-                )));
-            }
-            conn.execute(
-                "DELETE FROM job_pending_things WHERE job_id = ?1 AND thing_name = ?2",
-                params![e.job_id, e.thing_name],
-            )
-            .map_err(backend)?;
-            bump(conn, &e.job_id, e.status, 1)
         })
         .await
     }
@@ -651,16 +666,25 @@ impl JobStore for SqliteStore {
         &self,
         execution: &JobExecution,
         expected_version: i64,
+        retry: Option<&JobExecution>,
     ) -> StoreResult<ExecutionWrite> {
         let e = execution.clone();
+        let retry = retry.cloned();
         self.write(move |conn| {
             let outcome = update_one(conn, &e, expected_version)?;
-            let pending = if outcome == CasOutcome::Done {
-                pending_of(conn, std::slice::from_ref(&e.thing_name))?
-            } else {
-                Vec::new()
+            if outcome != CasOutcome::Done {
+                return Ok(ExecutionWrite::missed(outcome));
+            }
+            let retried = match &retry {
+                Some(r) => insert_latest(conn, r)?,
+                None => false,
             };
-            Ok(ExecutionWrite { outcome, pending })
+            let pending = pending_of(conn, std::slice::from_ref(&e.thing_name))?;
+            Ok(ExecutionWrite {
+                outcome,
+                pending,
+                retried,
+            })
         })
         .await
     }
