@@ -10,13 +10,15 @@ Devices act through boto3's `iot-jobs-data` client (the HTTPS device API) where 
 about the control plane; the MQTT device API has its own suite (test_jobs_device.py)."""
 
 import json
+import os
 import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code
+from conftest import Drover, error_code
+from drover_proc import DroverProcess
 from jobs_helpers import (
     create_job,
     describe_execution,
@@ -516,6 +518,30 @@ def test_rollout_maximum_per_minute_queues_only_that_many_in_the_first_minute(dr
     assert {thing_of(s) for s in executions} <= set(members)
     assert job(drover.iot, job_id)["jobExecutionsRolloutConfig"]["maximumPerMinute"] == 3
 
+
+@pytest.mark.skipif(not os.environ.get("DROVER_TEST_DATABASE_URL"),
+                    reason="two nodes share one PostgreSQL")
+def test_two_nodes_on_one_database_spend_one_rollout_rate(tmp_path):
+    # Both nodes' engines roll out every job they find in the shared database; CreateJobs go to
+    # both. Each job's minute still releases only maximumPerMinute executions in all.
+    node1 = Drover(DroverProcess(tmp_path / "node1")).start()
+    node2 = Drover(DroverProcess(tmp_path / "node2", database_url=node1.server.database_url)).start()
+    try:
+        members = things(node1, 30)
+        _, garn = group_of(node1, members)
+        started = time.time()
+        job_ids = [create_job(node.iot, [garn], DOC, jobExecutionsRolloutConfig={"maximumPerMinute": 4})
+                   for node in (node1, node2, node1, node2)]
+        time.sleep(3)  # several engine ticks on each node
+        for job_id in job_ids:
+            executions = executions_for_job(node2.iot, job_id)
+            details = job(node1.iot, job_id)["jobProcessDetails"]
+            if time.time() - started < 55:
+                assert len(executions) == 4, (job_id, executions)
+                assert details["numberOfQueuedThings"] == 4, details
+    finally:
+        node2.server.stop()
+        node1.server.stop()
 
 # -- abort, retry, events ------------------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ pub async fn run_all(store: &dyn Store) {
     jobs(store).await;
     job_executions(store).await;
     execution_retried_in_the_same_write(store).await;
+    release_within_a_budget(store).await;
     job_templates(store).await;
     topic_rules(store).await;
     topic_rule_destinations(store).await;
@@ -1564,7 +1565,7 @@ async fn job_executions(store: &dyn Store) {
     assert!(!store.remove_pending_thing("rollout", "t9").await.unwrap());
 
     let first = store
-        .release_pending_things("rollout", 2, Timestamp(5_000))
+        .release_pending_things("rollout", 2, Timestamp(5_000), None)
         .await
         .unwrap();
     assert_eq!(
@@ -1591,7 +1592,7 @@ async fn job_executions(store: &dyn Store) {
         0
     );
     store
-        .release_pending_things("rollout", 10, Timestamp(9_000))
+        .release_pending_things("rollout", 10, Timestamp(9_000), None)
         .await
         .unwrap();
     assert_eq!(store.count_pending_things("rollout").await.unwrap(), 0);
@@ -1744,7 +1745,7 @@ async fn job_executions(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .release_pending_things("other", 10, Timestamp(12_000))
+        .release_pending_things("other", 10, Timestamp(12_000), None)
         .await
         .unwrap();
     let for_thing = store
@@ -1821,7 +1822,7 @@ async fn execution_retried_in_the_same_write(store: &dyn Store) {
         .await
         .unwrap();
     let released = store
-        .release_pending_things("retried", 10, Timestamp(5_000))
+        .release_pending_things("retried", 10, Timestamp(5_000), None)
         .await
         .unwrap();
     let fail = |e: &JobExecution| {
@@ -1891,6 +1892,75 @@ async fn execution_retried_in_the_same_write(store: &dyn Store) {
     let j = store.get_job("retried").await.unwrap().unwrap();
     assert_eq!((j.process.queued, j.process.failed), (1, 1));
     assert!(store.delete_job("retried").await.unwrap());
+}
+
+/// A budgeted release never queues more first executions in the window than the budget,
+/// even when several releases of the job run at once (as on several nodes).
+async fn release_within_a_budget(store: &dyn Store) {
+    use drover_core::jobs::*;
+    let things: Vec<String> = (0..40).map(|i| format!("b{i:02}")).collect();
+    store
+        .insert_job(&job("budgeted", JobStatus::InProgress), &things)
+        .await
+        .unwrap();
+    let budget = |since: i64| {
+        Some(crate::ReleaseBudget {
+            since: Timestamp(since),
+            per_minute: 5,
+        })
+    };
+    let first = store
+        .release_pending_things("budgeted", 3, Timestamp(1_000), budget(0))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3, "the limit applies within the budget");
+    // Eight releases at once, each asking for ten: the window has room for two more.
+    let release = || store.release_pending_things("budgeted", 10, Timestamp(2_000), budget(0));
+    let racing = tokio::join!(
+        release(),
+        release(),
+        release(),
+        release(),
+        release(),
+        release(),
+        release(),
+        release()
+    );
+    let released: usize = [
+        racing.0, racing.1, racing.2, racing.3, racing.4, racing.5, racing.6, racing.7,
+    ]
+    .into_iter()
+    .map(|r| r.unwrap().len())
+    .sum();
+    assert_eq!(released, 2, "racing releases share one budget");
+    assert_eq!(
+        store
+            .count_released_since("budgeted", Timestamp(0))
+            .await
+            .unwrap(),
+        5
+    );
+    assert!(
+        store
+            .release_pending_things("budgeted", 10, Timestamp(3_000), budget(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_pending_things("budgeted").await.unwrap(), 35);
+    // A window that starts after the first three releases has room for three again.
+    let later = store
+        .release_pending_things("budgeted", 10, Timestamp(61_000), budget(1_001))
+        .await
+        .unwrap();
+    assert_eq!(
+        later.len(),
+        3,
+        "only the two released at 2,000 fall in the window"
+    );
+    let j = store.get_job("budgeted").await.unwrap().unwrap();
+    assert_eq!(j.process.queued, 8);
+    assert!(store.delete_job("budgeted").await.unwrap());
 }
 
 async fn job_templates(store: &dyn Store) {

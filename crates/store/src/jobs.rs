@@ -40,6 +40,16 @@ impl ExecutionWrite {
     }
 }
 
+/// A rollout rate a release stays within: at most `per_minute` first executions of the job
+/// queued at or after `since`, those already released included. The store counts and
+/// releases in one serialized step, so releases racing on one node, or on several nodes
+/// sharing PostgreSQL, cannot spend the same minute's allowance twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseBudget {
+    pub since: Timestamp,
+    pub per_minute: i64,
+}
+
 /// ListJobs filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
@@ -84,12 +94,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// Drops every thing not notified yet (the rollout stopped); returns how many.
     async fn clear_pending_things(&self, job_id: &str) -> StoreResult<u64>;
     /// Turns up to `limit` pending things (name order) into QUEUED executions number 1,
-    /// queued at `at`, in one transaction; returns the new executions.
+    /// queued at `at`, in one transaction; returns the new executions. With a `budget`, fewer
+    /// when the job's rollout rate allows fewer (see [`ReleaseBudget`]).
     async fn release_pending_things(
         &self,
         job_id: &str,
         limit: usize,
         at: Timestamp,
+        budget: Option<ReleaseBudget>,
     ) -> StoreResult<Vec<JobExecution>>;
     /// How many first executions of the job were queued at or after `since`.
     async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64>;

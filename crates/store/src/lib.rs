@@ -23,7 +23,9 @@ use drover_core::registry::{Thing, ThingGroup, ThingType};
 use drover_core::time::Timestamp;
 
 pub use devices::*;
-pub use jobs::{EXECUTION_BATCH, ExecutionFilter, ExecutionWrite, JobFilter, JobStore};
+pub use jobs::{
+    EXECUTION_BATCH, ExecutionFilter, ExecutionWrite, JobFilter, JobStore, ReleaseBudget,
+};
 pub use postgres::PostgresStore;
 pub use rules::{RuleStore, TopicRuleDestinationRecord, TopicRuleFilter, TopicRuleRecord};
 pub use sessions::{MqttQueuedMessage, MqttSessionRecord, RetainedMessage, SessionStore};

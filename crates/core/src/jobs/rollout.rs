@@ -48,10 +48,10 @@ pub fn rate_per_minute(config: Option<&RolloutConfig>, progress: RolloutProgress
     Some((rate.floor() as i64).clamp(1, MAX_ROLLOUT_PER_MINUTE))
 }
 
-/// How many more things may be notified now, given how many were notified in the last
-/// minute; `None` for no limit.
-pub fn release_allowance(rate: Option<i64>, released_in_last_minute: i64) -> Option<i64> {
-    rate.map(|r| (r - released_in_last_minute).max(0))
+/// How many more things may be notified now at `per_minute`, given how many were notified
+/// in the last minute.
+pub fn release_allowance(per_minute: i64, released_in_last_minute: i64) -> usize {
+    usize::try_from(per_minute - released_in_last_minute).unwrap_or(0)
 }
 
 /// The first abort criterion the counts meet, if any.
@@ -143,9 +143,9 @@ mod tests {
             ),
             Some(7)
         );
-        assert_eq!(release_allowance(Some(7), 5), Some(2));
-        assert_eq!(release_allowance(Some(7), 9), Some(0));
-        assert_eq!(release_allowance(None, 9), None);
+        assert_eq!(release_allowance(7, 5), 2);
+        assert_eq!(release_allowance(7, 7), 0);
+        assert_eq!(release_allowance(7, 9), 0);
     }
 
     #[test]

@@ -16,14 +16,12 @@
 use std::time::Duration;
 
 use drover_core::arn::ResourceKind;
-use drover_core::jobs::rollout::{
-    RolloutProgress, abort_triggered, rate_per_minute, release_allowance,
-};
+use drover_core::jobs::rollout::{RolloutProgress, abort_triggered, rate_per_minute};
 use drover_core::jobs::{
     EndBehavior, ExecutionStatus, Job, JobStatus, TargetSelection, remove, schedule, time_out,
 };
 use drover_core::time::Timestamp;
-use drover_store::{EXECUTION_BATCH, JobFilter, PageRequest};
+use drover_store::{EXECUTION_BATCH, JobFilter, PageRequest, ReleaseBudget};
 use tokio::sync::{broadcast, watch};
 
 use super::{JobEventKind, Jobs};
@@ -184,7 +182,6 @@ impl Jobs {
     /// pending things wait (the job stays IN_PROGRESS) and the first tick inside the next
     /// window resumes the rollout.
     pub(crate) async fn roll_out(&self, job: &Job, cap: Option<usize>) -> ServiceResult<()> {
-        let _counting = self.inner.rollout.lock().await;
         let now = self.now();
         if !schedule::rollout_open(job.config.scheduling_config.as_ref(), now) {
             return Ok(());
@@ -196,36 +193,29 @@ impl Jobs {
                 succeeded: job.process.succeeded,
             },
         );
-        let mut allowance = match rate {
-            Some(_) => {
-                let recent = self
-                    .inner
-                    .store
-                    .count_released_since(&job.job_id, Timestamp(now.millis() - MINUTE_MS + 1))
-                    .await?;
-                release_allowance(rate, recent).map(|a| a as usize)
-            }
-            None => None,
-        };
-        if let Some(cap) = cap {
-            allowance = Some(allowance.map_or(cap, |a| a.min(cap)));
-        }
+        // The store spends the rate: CreateJob's first release, the engine's ticks and other
+        // nodes' engines may release the same job at once.
+        let budget = rate.map(|per_minute| ReleaseBudget {
+            since: Timestamp(now.millis() - MINUTE_MS + 1),
+            per_minute,
+        });
+        let mut left = cap;
         loop {
-            let batch = allowance.map_or(EXECUTION_BATCH, |a| a.min(EXECUTION_BATCH));
+            let batch = left.map_or(EXECUTION_BATCH, |c| c.min(EXECUTION_BATCH));
             if batch == 0 {
                 return Ok(());
             }
             let created = self
                 .inner
                 .store
-                .release_pending_things(&job.job_id, batch, now)
+                .release_pending_things(&job.job_id, batch, now, budget)
                 .await?;
             self.announce_created(&created).await?;
             if created.len() < batch {
                 return Ok(());
             }
-            if let Some(a) = allowance.as_mut() {
-                *a -= created.len();
+            if let Some(c) = left.as_mut() {
+                *c -= created.len();
             }
         }
     }

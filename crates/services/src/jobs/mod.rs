@@ -84,10 +84,6 @@ struct Inner {
     /// Jobs whose executions changed since the engine last looked (abort and completion).
     touched: Mutex<HashSet<String>>,
     wake: Notify,
-    /// Held while a rollout batch is counted against the rate and released: CreateJob's
-    /// first release and the engine's tick would otherwise both spend the same per-minute
-    /// allowance.
-    rollout: tokio::sync::Mutex<()>,
 }
 
 impl Jobs {
@@ -110,7 +106,6 @@ impl Jobs {
                 cache: Mutex::default(),
                 touched: Mutex::default(),
                 wake: Notify::new(),
-                rollout: tokio::sync::Mutex::new(()),
             }),
         }
     }

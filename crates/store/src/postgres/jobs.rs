@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use drover_core::jobs::rollout::release_allowance;
 use drover_core::jobs::{ExecutionStatus, Job, JobExecution, JobTemplate, ProcessCounts};
 use drover_core::time::Timestamp;
 use tokio_postgres::Row;
@@ -290,6 +291,24 @@ async fn update_one<C: GenericClient>(
     Ok(CasOutcome::Done)
 }
 
+/// How many first executions of the job were queued at or after `since`.
+async fn released_since<C: GenericClient>(
+    client: &C,
+    job_id: &str,
+    since: Timestamp,
+) -> StoreResult<i64> {
+    client
+        .query_one(
+            "SELECT COUNT(*) FROM job_executions
+             WHERE job_id = $1 AND execution_number = 1 AND queued_at >= $2",
+            &[&job_id, &since.0],
+        )
+        .await
+        .map_err(backend)?
+        .try_get(0)
+        .map_err(backend)
+}
+
 fn already(e: &JobExecution) -> StoreError {
     StoreError::AlreadyExists(format!(
         "{}/{}/{}",
@@ -541,9 +560,28 @@ impl JobStore for PostgresStore {
         job_id: &str,
         limit: usize,
         at: Timestamp,
+        budget: Option<ReleaseBudget>,
     ) -> StoreResult<Vec<JobExecution>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
+        let limit = match budget {
+            Some(b) => {
+                // A transaction-scoped advisory lock per job serializes budgeted releases
+                // across nodes; the count below then sees every release committed before it.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    &[&format!("drover/rollout/{job_id}")],
+                )
+                .await
+                .map_err(backend)?;
+                let recent = released_since(&tx, job_id, b.since).await?;
+                limit.min(release_allowance(b.per_minute, recent))
+            }
+            None => limit,
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // Deleting first (with SKIP LOCKED) makes two nodes releasing the same job take
         // disjoint things.
         let things: Vec<String> = tx
@@ -588,16 +626,7 @@ impl JobStore for PostgresStore {
 
     async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64> {
         let client = self.client().await?;
-        client
-            .query_one(
-                "SELECT COUNT(*) FROM job_executions
-                 WHERE job_id = $1 AND execution_number = 1 AND queued_at >= $2",
-                &[&job_id, &since.0],
-            )
-            .await
-            .map_err(backend)?
-            .try_get(0)
-            .map_err(backend)
+        released_since(&client, job_id, since).await
     }
 
     async fn insert_execution(&self, e: &JobExecution) -> StoreResult<()> {

@@ -2,6 +2,7 @@
 //! writer thread's group commit and adjusts the job's counters in the same savepoint.
 
 use async_trait::async_trait;
+use drover_core::jobs::rollout::release_allowance;
 use drover_core::jobs::{ExecutionStatus, Job, JobExecution, JobTemplate, ProcessCounts};
 use drover_core::time::Timestamp;
 use rusqlite::types::Value;
@@ -285,6 +286,17 @@ fn insert_latest(conn: &Connection, e: &JobExecution) -> StoreResult<bool> {
     .map_err(backend)?;
     bump(conn, &e.job_id, e.status, 1)?;
     Ok(true)
+}
+
+/// How many first executions of the job were queued at or after `since`.
+fn released_since(conn: &Connection, job_id: &str, since: Timestamp) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM job_executions
+         WHERE job_id = ?1 AND execution_number = 1 AND queued_at >= ?2",
+    )
+    .map_err(backend)?
+    .query_row(params![job_id, since.0], |r| r.get(0))
+    .map_err(backend)
 }
 
 fn already(e: &JobExecution) -> crate::StoreError {
@@ -575,9 +587,21 @@ impl JobStore for SqliteStore {
         job_id: &str,
         limit: usize,
         at: Timestamp,
+        budget: Option<ReleaseBudget>,
     ) -> StoreResult<Vec<JobExecution>> {
         let job_id = job_id.to_string();
+        // The single writer thread serializes the count with the release.
         self.write(move |conn| {
+            let limit = match budget {
+                Some(b) => {
+                    let recent = released_since(conn, &job_id, b.since)?;
+                    limit.min(release_allowance(b.per_minute, recent))
+                }
+                None => limit,
+            };
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
             let things: Vec<String> = conn
                 .prepare_cached(
                     "SELECT thing_name FROM job_pending_things WHERE job_id = ?1
@@ -609,16 +633,8 @@ impl JobStore for SqliteStore {
 
     async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64> {
         let job_id = job_id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT COUNT(*) FROM job_executions
-                 WHERE job_id = ?1 AND execution_number = 1 AND queued_at >= ?2",
-                params![job_id, since.0],
-                |r| r.get(0),
-            )
-            .map_err(backend)
-        })
-        .await
+        self.read(move |conn| released_since(conn, &job_id, since))
+            .await
     }
 
     async fn insert_execution(&self, execution: &JobExecution) -> StoreResult<()> {
