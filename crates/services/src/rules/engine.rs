@@ -103,6 +103,10 @@ struct Inner {
     runner: Arc<ActionRunner>,
     config: EngineConfig,
     installed: Mutex<HashMap<String, Installed>>,
+    /// Held from reading the store to applying what was read, by the periodic re-sync and by
+    /// each change the API hands over: a re-sync that read before a change must not apply
+    /// its older view after it (remove a rule just created, or bring back one just deleted).
+    applying: tokio::sync::Mutex<()>,
 }
 
 /// The running rules. Cheap to clone.
@@ -120,6 +124,7 @@ impl RulesEngine {
                 runner: Arc::new(runner),
                 config,
                 installed: Mutex::default(),
+                applying: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -144,6 +149,11 @@ impl RulesEngine {
 
     /// Reloads the topic rule destinations http actions deliver through.
     pub async fn sync_destinations(&self, store: &SharedStore) -> Result<(), String> {
+        let _applying = self.inner.applying.lock().await;
+        self.load_destinations(store).await
+    }
+
+    async fn load_destinations(&self, store: &SharedStore) -> Result<(), String> {
         let all = super::destinations::all_destinations(store)
             .await
             .map_err(|e| e.to_string())?;
@@ -153,7 +163,8 @@ impl RulesEngine {
 
     /// Makes the running rules (and the destinations they deliver through) match the store.
     pub async fn sync(&self, store: &SharedStore) -> Result<(), String> {
-        self.sync_destinations(store).await?;
+        let _applying = self.inner.applying.lock().await;
+        self.load_destinations(store).await?;
         let mut records = Vec::new();
         let mut page = PageRequest {
             after: None,
@@ -179,10 +190,10 @@ impl RulesEngine {
             .cloned()
             .collect();
         for name in stale {
-            self.remove(&name);
+            self.lock().remove(&name);
         }
         for record in &records {
-            self.install(record);
+            self.start_rule(record);
         }
         Ok(())
     }
@@ -196,7 +207,12 @@ impl RulesEngine {
 
     /// Runs (or stops, when disabled) a rule as stored; a version already running is left
     /// alone.
-    pub fn install(&self, record: &TopicRuleRecord) {
+    pub async fn install(&self, record: &TopicRuleRecord) {
+        let _applying = self.inner.applying.lock().await;
+        self.start_rule(record);
+    }
+
+    fn start_rule(&self, record: &TopicRuleRecord) {
         let mut installed = self.lock();
         if installed
             .get(&record.name)
@@ -252,7 +268,8 @@ impl RulesEngine {
     }
 
     /// Stops a rule.
-    pub fn remove(&self, name: &str) {
+    pub async fn remove(&self, name: &str) {
+        let _applying = self.inner.applying.lock().await;
         self.lock().remove(name);
     }
 

@@ -132,9 +132,9 @@ impl TopicRules {
         })
     }
 
-    fn changed(&self, rule: &TopicRuleRecord) {
+    async fn changed(&self, rule: &TopicRuleRecord) {
         if let Some(engine) = &self.engine {
-            engine.install(rule);
+            engine.install(rule).await;
         }
     }
 
@@ -149,7 +149,7 @@ impl TopicRules {
             Ok(()) => {
                 self.ensure_destinations(&payload.actions, payload.error_action.as_ref())
                     .await;
-                self.changed(&record);
+                self.changed(&record).await;
                 Ok(record)
             }
             Err(StoreError::AlreadyExists(_)) => Err(ServiceError::AlreadyExists {
@@ -249,7 +249,7 @@ impl TopicRules {
                 .await?
             {
                 CasOutcome::Done => {
-                    self.changed(&next);
+                    self.changed(&next).await;
                     return Ok(next);
                 }
                 CasOutcome::NotFound => return Err(rule_not_found(name)),
@@ -265,7 +265,7 @@ impl TopicRules {
             return Err(rule_not_found(name));
         }
         if let Some(engine) = &self.engine {
-            engine.remove(name);
+            engine.remove(name).await;
         }
         Ok(())
     }
