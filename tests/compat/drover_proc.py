@@ -3,6 +3,7 @@
 
 import configparser
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -18,7 +19,33 @@ def drover_bin():
     return os.environ.get("DROVER_BIN", str(REPO / "target" / "debug" / "drover"))
 
 
+_HANDED_OUT = set()
+
+
+def _ephemeral_low():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A port nothing listens on, below the kernel's ephemeral range. Tests restart a killed
+    server on the same ports; an outgoing connection made in between only ever takes an
+    ephemeral port, so it cannot be the one the restart needs."""
+    low = _ephemeral_low()
+    if low > 20_000:
+        for _ in range(1000):
+            port = random.randrange(20_000, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
