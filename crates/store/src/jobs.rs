@@ -103,8 +103,6 @@ pub trait JobStore: Send + Sync + 'static {
         at: Timestamp,
         budget: Option<ReleaseBudget>,
     ) -> StoreResult<Vec<JobExecution>>;
-    /// How many first executions of the job were queued at or after `since`.
-    async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64>;
 
     /// Adds an execution (a retry, or a CONTINUOUS job reaching a thing directly); it becomes
     /// the thing's latest for the job. Fails with `AlreadyExists` when the key is taken.
@@ -174,10 +172,19 @@ pub trait JobStore: Send + Sync + 'static {
 /// Both backends' encodings of the jobs columns.
 pub(crate) mod codec {
     use drover_core::jobs::{
-        ExecutionStatus, JobConfig, JobStatus, MaintenanceWindow, StatusDetails, TargetSelection,
+        ExecutionStatus, JobConfig, JobExecution, JobStatus, MaintenanceWindow, StatusDetails,
+        TargetSelection,
     };
 
     use crate::StoreError;
+
+    /// The error for an execution whose (job, thing, number) key is taken.
+    pub fn execution_exists(e: &JobExecution) -> StoreError {
+        StoreError::AlreadyExists(format!(
+            "{}/{}/{}",
+            e.job_id, e.thing_name, e.execution_number
+        ))
+    }
 
     fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
         StoreError::Backend(format!("corrupt {what}: {e}"))

@@ -16,7 +16,7 @@ use super::{PostgresStore, backend, constraint};
 use crate::codec::{tags, to_json};
 use crate::jobs::codec;
 use crate::jobs::*;
-use crate::{CasOutcome, Page, PageRequest, StoreError, StoreResult};
+use crate::{CasOutcome, Page, PageRequest, StoreResult};
 
 const JOB_COLUMNS: &str = "job_id, status, target_selection, targets, document,
     document_before_substitution, document_source, description, config, document_parameters,
@@ -225,7 +225,7 @@ async fn insert_latest<C: GenericClient>(client: &C, e: &JobExecution) -> StoreR
         .map_err(|x| constraint(x, &e.job_id))?
         == 0
     {
-        return Err(already(e));
+        return Err(codec::execution_exists(e));
     }
     client
         .execute(
@@ -307,13 +307,6 @@ async fn released_since<C: GenericClient>(
         .map_err(backend)?
         .try_get(0)
         .map_err(backend)
-}
-
-fn already(e: &JobExecution) -> StoreError {
-    StoreError::AlreadyExists(format!(
-        "{}/{}/{}",
-        e.job_id, e.thing_name, e.execution_number
-    ))
 }
 
 #[async_trait]
@@ -624,16 +617,11 @@ impl JobStore for PostgresStore {
             .collect())
     }
 
-    async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64> {
-        let client = self.client().await?;
-        released_since(&client, job_id, since).await
-    }
-
     async fn insert_execution(&self, e: &JobExecution) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         if !insert_latest(&tx, e).await? {
-            return Err(already(e));
+            return Err(codec::execution_exists(e));
         }
         tx.commit().await.map_err(backend)
     }

@@ -299,13 +299,6 @@ fn released_since(conn: &Connection, job_id: &str, since: Timestamp) -> StoreRes
     .map_err(backend)
 }
 
-fn already(e: &JobExecution) -> crate::StoreError {
-    crate::StoreError::AlreadyExists(format!(
-        "{}/{}/{}",
-        e.job_id, e.thing_name, e.execution_number
-    ))
-}
-
 /// The things' QUEUED and IN_PROGRESS executions.
 fn pending_of(conn: &Connection, things: &[String]) -> StoreResult<Vec<JobExecution>> {
     let mut out = Vec::new();
@@ -631,19 +624,13 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn count_released_since(&self, job_id: &str, since: Timestamp) -> StoreResult<i64> {
-        let job_id = job_id.to_string();
-        self.read(move |conn| released_since(conn, &job_id, since))
-            .await
-    }
-
     async fn insert_execution(&self, execution: &JobExecution) -> StoreResult<()> {
         let e = execution.clone();
         self.write(move |conn| {
             if insert_latest(conn, &e)? {
                 Ok(())
             } else {
-                Err(already(&e))
+                Err(codec::execution_exists(&e))
             }
         })
         .await
