@@ -70,13 +70,14 @@ pub struct Caller {
 
 const JOBS_DATA: &str = "iot-jobs-data";
 
-/// The path prefix of ConfirmTopicRuleDestination, reachable unsigned.
-pub const CONFIRM_DESTINATION_PREFIX: &str = "/confirmdestination/";
-
-/// Whether an unsigned request is a visit to an `enableUrl`: a GET under
-/// [`CONFIRM_DESTINATION_PREFIX`].
+/// Whether an unsigned request is a visit to an `enableUrl`: a GET under the path the rules
+/// service builds them with.
 fn is_destination_confirmation(parts: &axum::http::request::Parts) -> bool {
-    parts.method == Method::GET && parts.uri.path().starts_with(CONFIRM_DESTINATION_PREFIX)
+    parts.method == Method::GET
+        && parts
+            .uri
+            .path()
+            .starts_with(drover_services::rules::ENABLE_URL_PATH)
 }
 
 /// Axum middleware: verifies SigV4 (or, on the jobs data plane, a device's client certificate)

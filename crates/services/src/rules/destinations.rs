@@ -24,6 +24,11 @@ pub const IN_PROGRESS: &str = "IN_PROGRESS";
 pub const DISABLED: &str = "DISABLED";
 pub const ERROR: &str = "ERROR";
 
+/// The path of drover's AWS API under which a destination's `enableUrl` carries its token
+/// (ConfirmTopicRuleDestination's `/confirmdestination/{confirmationToken+}`); the API lets
+/// GETs under it through unsigned.
+pub const ENABLE_URL_PATH: &str = "/confirmdestination/";
+
 /// botocore's `Url`: at most 2000 characters.
 const MAX_URL: usize = 2000;
 /// botocore's `ConfirmationToken`: 1 to 2048 characters.
@@ -68,7 +73,7 @@ impl Confirmer {
         let body = json!({
             "arn": destination.arn,
             "confirmationToken": token,
-            "enableUrl": format!("{}/confirmdestination/{token}", self.enable_base),
+            "enableUrl": format!("{}{ENABLE_URL_PATH}{token}", self.enable_base),
             "messageType": "DestinationConfirmation",
         });
         let response = self

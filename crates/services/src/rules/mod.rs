@@ -26,7 +26,7 @@ use drover_store::{
 };
 use serde_json::Value;
 
-pub use destinations::{DISABLED, ENABLED, ERROR, IN_PROGRESS};
+pub use destinations::{DISABLED, ENABLE_URL_PATH, ENABLED, ERROR, IN_PROGRESS};
 pub use engine::{EngineConfig, RulesEngine};
 
 use crate::registry::Listing;
